@@ -1,0 +1,68 @@
+# Every target sets up what it needs: a fresh clone runs `make test` or
+# `make demo` directly. `make gpu-check` uses the machine's own python and
+# torch instead (a GPU machine with no network).
+PYTHON_BOOT ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MAX_JOBS ?= 2
+
+SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
+STAMP := build/.built-$(notdir $(VENV))
+
+.PHONY: venv build test test-cpu test-emulated test-cpp demo bench gpu-check clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Incremental: ninja recompiles only what changed.
+build: $(STAMP)
+
+$(STAMP): $(VENV)/.installed $(SOURCES)
+	$(PY) setup.py -q build_ext --inplace
+	@mkdir -p build && touch $@
+
+test: test-cpu test-emulated test-cpp
+
+test-cpu: build
+	$(PY) -c "import cnnfast, json; i = cnnfast.info(); print(json.dumps({k: i[k] for k in ('torch', 'cuda_compiled', 'cuda_archs', 'cpu_isa', 'cuda_available')}))"
+	$(PY) -m pytest -q tests
+
+# The same suite with the CUDA kernels' code running on the CPU.
+test-emulated: build
+	CNNFAST_EMULATE_CUDA=1 $(PY) -m pytest -q tests
+
+# The libtorch (CMake) build and its CTest check.
+test-cpp: $(VENV)/.installed
+	cmake -S . -B cmake-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
+	  -DCNNFAST_WITH_CUDA=OFF
+	cmake --build cmake-build -j $(MAX_JOBS)
+	cd cmake-build && ctest --output-on-failure
+
+demo: build
+	$(PY) -m cnnfast demo
+
+bench: build
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,rounds -q
+
+# On a GPU machine: its own python/torch, no venv, no network.
+GPU_PY ?= python3
+REPORT ?= gpu-check-report
+gpu-check:
+	mkdir -p $(REPORT)
+	$(GPU_PY) setup.py -q build_ext --inplace 2>&1 | tee $(REPORT)/build.log
+	$(GPU_PY) -m cnnfast info --json > $(REPORT)/info.json
+	$(GPU_PY) -m pytest -q -m cuda tests 2>&1 | tee $(REPORT)/cuda-tests.log
+	compute-sanitizer --tool memcheck $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py -k "lenet or alexnet" 2>&1 | tail -40 > $(REPORT)/memcheck.log
+	compute-sanitizer --tool racecheck $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py -k "alexnet" 2>&1 | tail -40 > $(REPORT)/racecheck.log
+	$(GPU_PY) -m pytest benchmarks --benchmark-only -q --benchmark-json=$(REPORT)/benchmarks.json 2>&1 | tee $(REPORT)/benchmarks.log
+	@echo "report in $(REPORT)/"
+
+clean:
+	rm -rf build cmake-build cnnfast/_C*.so cnnfast/_build_info.py

@@ -1,0 +1,63 @@
+"""Drop-in modules: the constructor arguments, state_dict and repr of their
+torch.nn twins, forward on cnnfast's kernels."""
+
+import torch
+
+from . import ops
+
+
+def _unsupported(module, name, value, default):
+    if value != default:
+        raise NotImplementedError(f"cnnfast.nn.{module}: {name}={value!r} is not supported (only {default!r})")
+
+
+class _FromTorch:
+    @classmethod
+    def from_torch(cls, module):
+        """The cnnfast twin of a torch.nn module, with the same arguments."""
+        copy = cls.__new__(cls)
+        copy.__dict__.update(module.__dict__)
+        copy._check_arguments()
+        return copy
+
+    def _check_arguments(self):
+        pass
+
+
+class MaxPool2d(_FromTorch, torch.nn.MaxPool2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._check_arguments()
+
+    def _check_arguments(self):
+        _unsupported("MaxPool2d", "dilation", self.dilation, 1)
+        _unsupported("MaxPool2d", "return_indices", self.return_indices, False)
+
+    def forward(self, x):
+        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+
+class AvgPool2d(_FromTorch, torch.nn.AvgPool2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._check_arguments()
+
+    def _check_arguments(self):
+        _unsupported("AvgPool2d", "divisor_override", self.divisor_override, None)
+
+    def forward(self, x):
+        return ops.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+        )
+
+
+class ReLU(_FromTorch, torch.nn.ReLU):
+    """inplace=True is accepted and computed out of place (the result is the same)."""
+
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class Tanh(_FromTorch, torch.nn.Tanh):
+    def forward(self, x):
+        return ops.tanh(x)

@@ -1,0 +1,182 @@
+"""The public functions, and the Python side of every op: fake kernels
+(shapes for torch.compile and meta tensors) and autograd. The kernels and
+schemas are C++ (csrc/).
+
+Autocast: pooling and the activations run in whatever dtype they are given,
+as torch's own pooling and activations do under autocast, so they need no
+autocast registration.
+"""
+
+import torch
+
+_ops = torch.ops.cnnfast
+
+
+def _pair(value, name, op):
+    """torch's int-or-pair convention, as a list of two ints."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return [int(value[0]), int(value[1])]
+    raise TypeError(f"cnnfast.{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _pool_args(op, kernel_size, stride, padding):
+    kernel = _pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _pair(stride, "stride", op)
+    return kernel, stride, _pair(padding, "padding", op)
+
+
+# ---- public functions ---------------------------------------------------------
+
+
+def relu(x):
+    """torch.relu on cnnfast's kernels."""
+    return _ops.relu(x)
+
+
+def tanh(x):
+    """torch.tanh on cnnfast's kernels."""
+    return _ops.tanh(x)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """F.max_pool2d (dilation 1), keeping the argmax as a one-byte offset
+    inside each window for backward."""
+    kernel, stride, padding = _pool_args("max_pool2d", kernel_size, stride, padding)
+    return _ops.max_pool2d(x, kernel, stride, padding, bool(ceil_mode))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """F.avg_pool2d (no divisor_override)."""
+    kernel, stride, padding = _pool_args("avg_pool2d", kernel_size, stride, padding)
+    return _ops.avg_pool2d(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+
+
+# ---- shapes (the fake kernels) -------------------------------------------------
+
+
+def _output_size(size, kernel, pad, stride, ceil_mode):
+    """torch's pooling_output_shape with dilation 1 (csrc/common/pool2d.h)."""
+    out = (size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out = out - 1
+    return out
+
+
+def _pooled_shape(x, kernel_size, stride, padding, ceil_mode):
+    kernel, stride, padding = _pool_args("pool2d", kernel_size, stride, padding)
+    out_h = _output_size(x.shape[-2], kernel[0], padding[0], stride[0], ceil_mode)
+    out_w = _output_size(x.shape[-1], kernel[1], padding[1], stride[1], ceil_mode)
+    return [*x.shape[:-2], out_h, out_w], kernel
+
+
+def _offset_dtype(kernel):
+    return torch.uint8 if kernel[0] * kernel[1] <= 256 else torch.int32
+
+
+def _elementwise_like(x):
+    channels_last = (
+        x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    )
+    return torch.empty_like(x, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+@torch.library.register_fake("cnnfast::relu")
+def _relu_fake(x):
+    return _elementwise_like(x)
+
+
+@torch.library.register_fake("cnnfast::tanh")
+def _tanh_fake(x):
+    return _elementwise_like(x)
+
+
+@torch.library.register_fake("cnnfast::_relu_backward")
+def _relu_backward_fake(grad_output, output):
+    return _elementwise_like(output)
+
+
+@torch.library.register_fake("cnnfast::_tanh_backward")
+def _tanh_backward_fake(grad_output, output):
+    return _elementwise_like(output)
+
+
+@torch.library.register_fake("cnnfast::_max_pool2d_with_offsets")
+def _max_pool2d_fake(x, kernel_size, stride=(), padding=(0,), ceil_mode=False):
+    shape, kernel = _pooled_shape(x, kernel_size, stride, padding, ceil_mode)
+    return x.new_empty(shape), x.new_empty(shape, dtype=_offset_dtype(kernel))
+
+
+@torch.library.register_fake("cnnfast::_max_pool2d_backward")
+def _max_pool2d_backward_fake(grad_output, offsets, input_size, kernel_size, stride, padding):
+    return grad_output.new_empty(input_size)
+
+
+@torch.library.register_fake("cnnfast::avg_pool2d")
+def _avg_pool2d_fake(x, kernel_size, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True):
+    shape, _ = _pooled_shape(x, kernel_size, stride, padding, ceil_mode)
+    return x.new_empty(shape)
+
+
+@torch.library.register_fake("cnnfast::_avg_pool2d_backward")
+def _avg_pool2d_backward_fake(grad_output, input_size, kernel_size, stride, padding, count_include_pad):
+    return grad_output.new_empty(input_size)
+
+
+# ---- autograd ------------------------------------------------------------------
+
+
+def _save_output(ctx, inputs, output):
+    ctx.save_for_backward(output)
+
+
+def _relu_backward(ctx, grad_output):
+    (output,) = ctx.saved_tensors
+    return _ops._relu_backward(grad_output, output)
+
+
+def _tanh_backward(ctx, grad_output):
+    (output,) = ctx.saved_tensors
+    return _ops._tanh_backward(grad_output, output)
+
+
+def _max_pool2d_setup(ctx, inputs, output):
+    x, kernel_size, stride, padding, _ = inputs
+    ctx.save_for_backward(output[1])
+    ctx.input_size = x.shape
+    ctx.geometry = (kernel_size, stride, padding)
+
+
+def _max_pool2d_backward(ctx, grad_output, _grad_offsets):
+    (offsets,) = ctx.saved_tensors
+    grad_x = _ops._max_pool2d_backward(grad_output, offsets, ctx.input_size, *ctx.geometry)
+    return grad_x, None, None, None, None
+
+
+def _avg_pool2d_setup(ctx, inputs, output):
+    x, kernel_size, stride, padding, _, count_include_pad = inputs
+    ctx.input_size = x.shape
+    ctx.geometry = (kernel_size, stride, padding, count_include_pad)
+
+
+def _avg_pool2d_backward(ctx, grad_output):
+    kernel_size, stride, padding, count_include_pad = ctx.geometry
+    grad_x = _ops._avg_pool2d_backward(
+        grad_output, ctx.input_size, kernel_size, stride, padding, count_include_pad
+    )
+    return grad_x, None, None, None, None, None
+
+
+torch.library.register_autograd("cnnfast::relu", _relu_backward, setup_context=_save_output)
+torch.library.register_autograd("cnnfast::tanh", _tanh_backward, setup_context=_save_output)
+torch.library.register_autograd(
+    "cnnfast::_max_pool2d_with_offsets", _max_pool2d_backward, setup_context=_max_pool2d_setup
+)
+torch.library.register_autograd("cnnfast::avg_pool2d", _avg_pool2d_backward, setup_context=_avg_pool2d_setup)

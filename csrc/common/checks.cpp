@@ -1,0 +1,154 @@
+#include "checks.h"
+
+#include <c10/util/Exception.h>
+
+namespace cnnfast {
+
+void check_dtype(const at::Tensor& t, const char* op, const char* arg, bool allow_16bit) {
+  const auto dtype = t.scalar_type();
+  const bool wide = dtype == at::kFloat || dtype == at::kDouble;
+  const bool narrow = dtype == at::kHalf || dtype == at::kBFloat16;
+  TORCH_CHECK(wide || (allow_16bit && narrow), "cnnfast.", op, ": ", arg, " must be ",
+              allow_16bit ? "float16, bfloat16, float32 or float64" : "float32 or float64",
+              " on ", t.device().type(), ", got ", dtype);
+}
+
+void check_same_device_dtype(const at::Tensor& a, const at::Tensor& b, const char* op,
+                             const char* arg_a, const char* arg_b) {
+  TORCH_CHECK(a.device() == b.device(), "cnnfast.", op, ": ", arg_a, " and ", arg_b,
+              " must be on the same device, got ", a.device(), " and ", b.device());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "cnnfast.", op, ": ", arg_a, " and ",
+              arg_b, " must have the same dtype, got ", a.scalar_type(), " and ",
+              b.scalar_type());
+}
+
+void check_same_shape(const at::Tensor& a, const at::Tensor& b, const char* op,
+                      const char* arg_a, const char* arg_b) {
+  TORCH_CHECK(a.sizes() == b.sizes(), "cnnfast.", op, ": ", arg_a, " and ", arg_b,
+              " must have the same shape, got ", a.sizes(), " and ", b.sizes());
+}
+
+at::MemoryFormat elementwise_format(const at::Tensor& x) {
+  const bool channels_last = x.dim() == 4 && !x.is_contiguous() &&
+                             x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
+namespace {
+
+struct Pair {
+  int64_t h, w;
+};
+
+Pair pair_arg(at::IntArrayRef values, const char* op, const char* arg) {
+  TORCH_CHECK(values.size() == 1 || values.size() == 2, "cnnfast.", op, ": ", arg,
+              " must be an int or a pair of ints, got ", values);
+  return {values[0], values.size() == 2 ? values[1] : values[0]};
+}
+
+void check_pool_input_size(at::IntArrayRef size, const char* op) {
+  const auto dims = size.size();
+  bool ok = dims == 3 || dims == 4;
+  for (size_t d = dims == 4 ? 1 : 0; ok && d < dims; ++d) ok = size[d] > 0;
+  TORCH_CHECK(ok, "cnnfast.", op,
+              ": input must be a 3-D (C, H, W) or 4-D (N, C, H, W) tensor with non-zero C, "
+              "H and W, got shape ",
+              size);
+}
+
+// Everything but the output size, which forward computes and backward reads.
+Pool2dProblem pool2d_geometry(at::IntArrayRef input_size, at::IntArrayRef kernel_size,
+                              at::IntArrayRef stride, at::IntArrayRef padding,
+                              bool count_include_pad, const char* op) {
+  check_pool_input_size(input_size, op);
+  const Pair k = pair_arg(kernel_size, op, "kernel_size");
+  const Pair s = stride.empty() ? k : pair_arg(stride, op, "stride");
+  const Pair pad = pair_arg(padding, op, "padding");
+  TORCH_CHECK(k.h > 0 && k.w > 0, "cnnfast.", op, ": kernel_size must be positive, got ",
+              kernel_size);
+  TORCH_CHECK(s.h > 0 && s.w > 0, "cnnfast.", op, ": stride must be positive, got ", stride);
+  TORCH_CHECK(pad.h >= 0 && pad.w >= 0, "cnnfast.", op,
+              ": padding must be non-negative, got ", padding);
+  TORCH_CHECK(pad.h <= k.h / 2 && pad.w <= k.w / 2, "cnnfast.", op,
+              ": padding should be at most half of kernel_size, got padding ", padding,
+              " and kernel_size ", kernel_size);
+  const auto dims = input_size.size();
+  Pool2dProblem p;
+  p.planes = input_size[dims - 3] * (dims == 4 ? input_size[0] : 1);
+  p.in_h = input_size[dims - 2];
+  p.in_w = input_size[dims - 1];
+  p.kernel_h = k.h;
+  p.kernel_w = k.w;
+  p.stride_h = s.h;
+  p.stride_w = s.w;
+  p.pad_h = pad.h;
+  p.pad_w = pad.w;
+  p.count_include_pad = count_include_pad;
+  return p;
+}
+
+}  // namespace
+
+Pool2dProblem pool2d_problem(const at::Tensor& x, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                             bool count_include_pad, const char* op) {
+  Pool2dProblem p =
+      pool2d_geometry(x.sizes(), kernel_size, stride, padding, count_include_pad, op);
+  p.out_h = pool_output_size(p.in_h, p.kernel_h, p.pad_h, p.stride_h, ceil_mode);
+  p.out_w = pool_output_size(p.in_w, p.kernel_w, p.pad_w, p.stride_w, ceil_mode);
+  TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1, "cnnfast.", op, ": input of size (", p.in_h, ", ",
+              p.in_w, ") is too small for kernel_size ", kernel_size, " with padding ",
+              padding, ": the output would be (", p.out_h, ", ", p.out_w, ")");
+  return p;
+}
+
+Pool2dProblem pool2d_backward_problem(const at::Tensor& grad_output,
+                                      c10::SymIntArrayRef input_size,
+                                      at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                      at::IntArrayRef padding, bool count_include_pad,
+                                      const char* op) {
+  const at::IntArrayRef sizes = C10_AS_INTARRAYREF_SLOW(input_size);
+  Pool2dProblem p = pool2d_geometry(sizes, kernel_size, stride, padding, count_include_pad, op);
+  TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(sizes.size()), "cnnfast.", op,
+              ": grad_output must have as many dimensions as the input (", sizes.size(),
+              "), got ", grad_output.dim());
+  p.out_h = grad_output.size(-2);
+  p.out_w = grad_output.size(-1);
+  TORCH_CHECK(pooled_sizes(sizes, p) == grad_output.sizes(), "cnnfast.", op,
+              ": grad_output has shape ", grad_output.sizes(), ", which does not pool from ",
+              sizes);
+  TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1 &&
+                  (p.out_h - 1) * p.stride_h - p.pad_h < p.in_h &&
+                  (p.out_w - 1) * p.stride_w - p.pad_w < p.in_w,
+              "cnnfast.", op, ": grad_output's spatial size (", p.out_h, ", ", p.out_w,
+              ") does not fit input size (", p.in_h, ", ", p.in_w, ")");
+  return p;
+}
+
+std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProblem& p) {
+  std::vector<int64_t> sizes(input_size.begin(), input_size.end());
+  sizes[sizes.size() - 2] = p.out_h;
+  sizes[sizes.size() - 1] = p.out_w;
+  return sizes;
+}
+
+}  // namespace cnnfast
+
+namespace cnnfast {
+
+at::ScalarType pool_offset_dtype(const Pool2dProblem& p) {
+  return p.window_cells() <= 256 ? at::kByte : at::kInt;
+}
+
+void check_offsets(const at::Tensor& offsets, const at::Tensor& grad_output,
+                   const Pool2dProblem& p, const char* op) {
+  TORCH_CHECK(offsets.scalar_type() == pool_offset_dtype(p), "cnnfast.", op,
+              ": offsets must be ", pool_offset_dtype(p), " for a window of ", p.window_cells(),
+              " cells, got ", offsets.scalar_type());
+  TORCH_CHECK(offsets.device() == grad_output.device(), "cnnfast.", op,
+              ": offsets and grad_output must be on the same device, got ", offsets.device(),
+              " and ", grad_output.device());
+  check_same_shape(offsets, grad_output, op, "offsets", "grad_output");
+}
+
+}  // namespace cnnfast

@@ -1,0 +1,49 @@
+#pragma once
+// Argument checks shared by every backend (flash-attention's habit: check
+// every argument first, then fill one problem struct). Host code only.
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymIntArrayRef.h>
+
+#include "pool2d.h"
+
+namespace cnnfast {
+
+// Floating dtypes the kernels take: float32/float64 always, float16/bfloat16
+// where `allow_16bit` (the CUDA kernels and their emulation).
+void check_dtype(const at::Tensor& t, const char* op, const char* arg, bool allow_16bit);
+void check_same_device_dtype(const at::Tensor& a, const at::Tensor& b, const char* op,
+                             const char* arg_a, const char* arg_b);
+void check_same_shape(const at::Tensor& a, const at::Tensor& b, const char* op,
+                      const char* arg_a, const char* arg_b);
+
+// Elementwise ops keep a channels_last input channels_last; anything else
+// is computed and returned in contiguous (NCHW) order.
+at::MemoryFormat elementwise_format(const at::Tensor& x);
+
+// A forward pooling problem from the input and torch's arguments; an empty
+// `stride` means stride = kernel_size.
+Pool2dProblem pool2d_problem(const at::Tensor& x, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                             bool count_include_pad, const char* op);
+
+// The same problem seen from backward: the output size is the gradient's.
+Pool2dProblem pool2d_backward_problem(const at::Tensor& grad_output,
+                                      c10::SymIntArrayRef input_size,
+                                      at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                      at::IntArrayRef padding, bool count_include_pad,
+                                      const char* op);
+
+// Sizes of a pooled tensor: the input's leading dimensions, then out_h×out_w.
+std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProblem& p);
+
+}  // namespace cnnfast
+
+namespace cnnfast {
+
+// The argmax offsets of max pooling: one byte while the window has at most
+// 256 cells, int32 beyond.
+at::ScalarType pool_offset_dtype(const Pool2dProblem& p);
+void check_offsets(const at::Tensor& offsets, const at::Tensor& grad_output,
+                   const Pool2dProblem& p, const char* op);
+
+}  // namespace cnnfast

@@ -1,0 +1,10 @@
+#pragma once
+// CNNFAST_HD marks code that nvcc compiles for both host and device; the
+// plain C++ compiler sees ordinary inline functions. This is what lets the
+// CPU kernels, the CUDA kernels and the CUDA emulation share one arithmetic.
+#if defined(__CUDACC__)
+#define CNNFAST_HD __host__ __device__
+#else
+#define CNNFAST_HD
+#endif
+#define CNNFAST_INLINE CNNFAST_HD inline

@@ -1,0 +1,34 @@
+#pragma once
+// The CUDA kernels' code run on the CPU through HostLauncher (see
+// csrc/kernels/README.md). The CPU op entries call these instead of the CPU
+// kernels while cnnfast::emulating_cuda() is on.
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymIntArrayRef.h>
+
+#include <tuple>
+
+namespace cnnfast {
+namespace emulate {
+
+at::Tensor relu(const at::Tensor& x);
+at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& output);
+at::Tensor tanh(const at::Tensor& x);
+at::Tensor tanh_backward(const at::Tensor& grad_output, const at::Tensor& output);
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
+                                                      at::IntArrayRef kernel_size,
+                                                      at::IntArrayRef stride,
+                                                      at::IntArrayRef padding, bool ceil_mode);
+at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                               c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
+                               at::IntArrayRef stride, at::IntArrayRef padding);
+
+at::Tensor avg_pool2d_forward(const at::Tensor& x, at::IntArrayRef kernel_size,
+                              at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                              bool count_include_pad);
+at::Tensor avg_pool2d_backward(const at::Tensor& grad_output, c10::SymIntArrayRef input_size,
+                               at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                               at::IntArrayRef padding, bool count_include_pad);
+
+}  // namespace emulate
+}  // namespace cnnfast

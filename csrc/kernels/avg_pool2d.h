@@ -1,0 +1,82 @@
+#pragma once
+// Average pooling: one thread per output forward, one per input cell
+// backward (a gather: deterministic, no atomics).
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include "../common/checks.h"
+#include "../common/launch.h"
+#include "../common/pool2d.h"
+
+namespace cnnfast {
+namespace kernels {
+
+template <class scalar_t>
+struct AvgPool2dForwardKernel {
+  const scalar_t* x;
+  scalar_t* out;
+  Pool2dProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const int64_t n = p.planes * p.out_plane();
+    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
+      const int64_t plane = i / p.out_plane(), cell = i % p.out_plane();
+      out[i] = avg_in_window(x + plane * p.in_plane(), p, cell / p.out_w, cell % p.out_w);
+    }
+  }
+};
+
+template <class scalar_t>
+struct AvgPool2dBackwardKernel {
+  const scalar_t* grad_out;
+  scalar_t* grad_x;
+  Pool2dProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const int64_t n = p.planes * p.in_plane();
+    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
+      const int64_t plane = i / p.in_plane(), cell = i % p.in_plane();
+      grad_x[i] = static_cast<scalar_t>(avg_pool_input_grad(
+          grad_out + plane * p.out_plane(), p, cell / p.in_w, cell % p.in_w));
+    }
+  }
+};
+
+template <class Launcher>
+at::Tensor avg_pool2d_forward(const at::Tensor& x, at::IntArrayRef kernel_size,
+                              at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                              bool count_include_pad) {
+  check_dtype(x, "avg_pool2d", "x", /*allow_16bit=*/true);
+  const Pool2dProblem p = pool2d_problem(x, kernel_size, stride, padding, ceil_mode,
+                                         count_include_pad, "avg_pool2d");
+  Launcher launcher(x.device());
+  const at::Tensor input = x.contiguous();
+  at::Tensor out = at::empty(pooled_sizes(x.sizes(), p), input.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "avg_pool2d", [&] {
+    launcher.launch(elementwise_launch_shape(out.numel()),
+                    AvgPool2dForwardKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
+                                                     out.mutable_data_ptr<scalar_t>(), p});
+  });
+  return out;
+}
+
+template <class Launcher>
+at::Tensor avg_pool2d_backward(const at::Tensor& grad_output, c10::SymIntArrayRef input_size,
+                               at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                               at::IntArrayRef padding, bool count_include_pad) {
+  const char* op = "_avg_pool2d_backward";
+  check_dtype(grad_output, op, "grad_output", /*allow_16bit=*/true);
+  const Pool2dProblem p = pool2d_backward_problem(grad_output, input_size, kernel_size, stride,
+                                                  padding, count_include_pad, op);
+  Launcher launcher(grad_output.device());
+  const at::Tensor grad = grad_output.contiguous();
+  at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
+    launcher.launch(elementwise_launch_shape(grad_x.numel()),
+                    AvgPool2dBackwardKernel<scalar_t>{grad.const_data_ptr<scalar_t>(),
+                                                      grad_x.mutable_data_ptr<scalar_t>(), p});
+  });
+  return grad_x;
+}
+
+}  // namespace kernels
+}  // namespace cnnfast

@@ -1,0 +1,114 @@
+#pragma once
+// Max pooling: forward writes the maximum and its offset inside the window;
+// backward gathers, one thread per input cell.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <tuple>
+
+#include "../common/checks.h"
+#include "../common/launch.h"
+#include "../common/pool2d.h"
+
+namespace cnnfast {
+namespace kernels {
+
+template <class scalar_t, class offset_t>
+struct MaxPool2dForwardKernel {
+  const scalar_t* x;
+  scalar_t* out;
+  offset_t* offsets;
+  Pool2dProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const int64_t n = p.planes * p.out_plane();
+    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
+      const int64_t plane = i / p.out_plane(), cell = i % p.out_plane();
+      const auto best = max_in_window(x + plane * p.in_plane(), p, cell / p.out_w, cell % p.out_w);
+      out[i] = best.value;
+      offsets[i] = static_cast<offset_t>(best.offset);
+    }
+  }
+};
+
+template <class scalar_t, class offset_t>
+struct MaxPool2dBackwardKernel {
+  const scalar_t* grad_out;
+  const offset_t* offsets;
+  scalar_t* grad_x;
+  Pool2dProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const int64_t n = p.planes * p.in_plane();
+    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
+      const int64_t plane = i / p.in_plane(), cell = i % p.in_plane();
+      const int64_t first_out = plane * p.out_plane();
+      store_grad(i, max_pool_input_grad(grad_out + first_out, offsets + first_out, p,
+                                          cell / p.in_w, cell % p.in_w));
+    }
+  }
+  CNNFAST_HD void store_grad(int64_t i, acc_type<scalar_t> v) const {
+    grad_x[i] = static_cast<scalar_t>(v);
+  }
+};
+
+// Calls f(offset_t{}) with the C++ type of the offsets tensor.
+template <class F>
+void dispatch_offset_type(at::ScalarType dtype, const F& f) {
+  if (dtype == at::kByte)
+    f(uint8_t{});
+  else
+    f(int32_t{});
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
+                                                      at::IntArrayRef kernel_size,
+                                                      at::IntArrayRef stride,
+                                                      at::IntArrayRef padding, bool ceil_mode) {
+  check_dtype(x, "max_pool2d", "x", /*allow_16bit=*/true);
+  const Pool2dProblem p =
+      pool2d_problem(x, kernel_size, stride, padding, ceil_mode, true, "max_pool2d");
+  Launcher launcher(x.device());
+  const at::Tensor input = x.contiguous();
+  const auto sizes = pooled_sizes(x.sizes(), p);
+  at::Tensor out = at::empty(sizes, input.options());
+  at::Tensor offsets = at::empty(sizes, input.options().dtype(pool_offset_dtype(p)));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool2d", [&] {
+    dispatch_offset_type(offsets.scalar_type(), [&](auto tag) {
+      using offset_t = decltype(tag);
+      launcher.launch(elementwise_launch_shape(out.numel()),
+                      MaxPool2dForwardKernel<scalar_t, offset_t>{
+                          input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                          offsets.mutable_data_ptr<offset_t>(), p});
+    });
+  });
+  return {out, offsets};
+}
+
+template <class Launcher>
+at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                               c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
+                               at::IntArrayRef stride, at::IntArrayRef padding) {
+  const char* op = "_max_pool2d_backward";
+  check_dtype(grad_output, op, "grad_output", /*allow_16bit=*/true);
+  const Pool2dProblem p =
+      pool2d_backward_problem(grad_output, input_size, kernel_size, stride, padding, true, op);
+  check_offsets(offsets, grad_output, p, op);
+  Launcher launcher(grad_output.device());
+  const at::Tensor grad = grad_output.contiguous();
+  const at::Tensor offs = offsets.contiguous();
+  at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
+    dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
+      using offset_t = decltype(tag);
+      launcher.launch(elementwise_launch_shape(grad_x.numel()),
+                      MaxPool2dBackwardKernel<scalar_t, offset_t>{
+                          grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
+                          grad_x.mutable_data_ptr<scalar_t>(), p});
+    });
+  });
+  return grad_x;
+}
+
+}  // namespace kernels
+}  // namespace cnnfast

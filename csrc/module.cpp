@@ -1,0 +1,44 @@
+// The Python module cnnfast._C. Loading it registers every op (static
+// initializers in the op files); it also exposes the build facts and the
+// emulation switch. Plain CPython API: no pybind11 needed for this.
+#include <Python.h>
+
+#include "runtime.h"
+
+namespace {
+
+PyObject* set_emulate_cuda(PyObject*, PyObject* arg) {
+  const int on = PyObject_IsTrue(arg);
+  if (on < 0) return nullptr;
+  cnnfast::set_emulating_cuda(on != 0);
+  Py_RETURN_NONE;
+}
+
+PyObject* emulate_cuda(PyObject*, PyObject*) {
+  return PyBool_FromLong(cnnfast::emulating_cuda() ? 1 : 0);
+}
+
+PyObject* cuda_kernels(PyObject*, PyObject*) {
+  const std::string table = cnnfast::cuda_kernel_table();
+  return PyUnicode_FromStringAndSize(table.data(), static_cast<Py_ssize_t>(table.size()));
+}
+
+PyMethodDef methods[] = {
+    {"_set_emulate_cuda", set_emulate_cuda, METH_O, "Switch the CUDA emulation on or off."},
+    {"_emulate_cuda", emulate_cuda, METH_NOARGS, "Whether the CUDA emulation is on."},
+    {"_cuda_kernels", cuda_kernels, METH_NOARGS, "The CUDA kernels and their emulation."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "cnnfast's compiled ops", -1, methods};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__C() {
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  PyModule_AddStringConstant(module, "torch_version", cnnfast::built_torch_version());
+  PyModule_AddIntConstant(module, "cuda_compiled", cnnfast::cuda_compiled() ? 1 : 0);
+  PyModule_AddStringConstant(module, "cuda_archs", cnnfast::cuda_archs());
+  PyModule_AddStringConstant(module, "cpu_isa", cnnfast::cpu_isa());
+  return module;
+}

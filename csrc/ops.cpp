@@ -1,0 +1,53 @@
+// Every schema of the cnnfast library, in one place. Kernels register
+// themselves per backend in csrc/cpu/ and csrc/cuda/; autograd and fake
+// kernels are registered in Python (cnnfast/ops.py).
+#include <ATen/core/Tensor.h>
+#include <torch/library.h>
+
+namespace cnnfast {
+namespace {
+
+// max_pool2d is the public op; it returns the values of the op that also
+// keeps the argmax offsets for backward, as torch's max_pool2d does with
+// max_pool2d_with_indices.
+at::Tensor max_pool2d(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, bool ceil_mode) {
+  static const auto with_offsets = c10::Dispatcher::singleton()
+                                       .findSchemaOrThrow("cnnfast::_max_pool2d_with_offsets", "")
+                                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                                           const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
+                                           at::IntArrayRef, bool)>();
+  return std::get<0>(with_offsets.call(x, kernel_size, stride, padding, ceil_mode));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(cnnfast, m) {
+  m.def("relu(Tensor x) -> Tensor");
+  m.def("_relu_backward(Tensor grad_output, Tensor output) -> Tensor");
+  m.def("tanh(Tensor x) -> Tensor");
+  m.def("_tanh_backward(Tensor grad_output, Tensor output) -> Tensor");
+
+  m.def(
+      "max_pool2d(Tensor x, int[2] kernel_size, int[2] stride=[], int[2] padding=0, "
+      "bool ceil_mode=False) -> Tensor");
+  m.def(
+      "_max_pool2d_with_offsets(Tensor x, int[2] kernel_size, int[2] stride=[], "
+      "int[2] padding=0, bool ceil_mode=False) -> (Tensor, Tensor)");
+  m.def(
+      "_max_pool2d_backward(Tensor grad_output, Tensor offsets, SymInt[] input_size, "
+      "int[2] kernel_size, int[2] stride, int[2] padding) -> Tensor");
+
+  m.def(
+      "avg_pool2d(Tensor x, int[2] kernel_size, int[2] stride=[], int[2] padding=0, "
+      "bool ceil_mode=False, bool count_include_pad=True) -> Tensor");
+  m.def(
+      "_avg_pool2d_backward(Tensor grad_output, SymInt[] input_size, int[2] kernel_size, "
+      "int[2] stride, int[2] padding, bool count_include_pad) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(cnnfast, CompositeImplicitAutograd, m) {
+  m.impl("max_pool2d", &max_pool2d);
+}
+
+}  // namespace cnnfast

@@ -1,0 +1,53 @@
+#include "runtime.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "cnnfast_build_config.h"
+
+namespace cnnfast {
+namespace {
+
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && std::strcmp(value, "") != 0 && std::strcmp(value, "0") != 0;
+}
+
+std::atomic<bool>& emulation_flag() {
+  static std::atomic<bool> flag{env_flag("CNNFAST_EMULATE_CUDA")};
+  return flag;
+}
+
+}  // namespace
+
+bool emulating_cuda() { return emulation_flag().load(std::memory_order_relaxed); }
+void set_emulating_cuda(bool on) { emulation_flag().store(on, std::memory_order_relaxed); }
+
+const char* built_torch_version() { return CNNFAST_TORCH_VERSION; }
+
+bool cuda_compiled() {
+#ifdef CNNFAST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+const char* cuda_archs() { return CNNFAST_CUDA_ARCHS; }
+const char* cpu_isa() { return CNNFAST_CPU_ISA; }
+
+std::string cuda_kernel_table() {
+  // Every kernel below is a functor in csrc/kernels/ that the host launcher
+  // runs too; none uses warp shuffles, tensor cores or async copies yet.
+  static const char* const kernels[] = {
+      "relu_forward",         "relu_backward",         "tanh_forward",
+      "tanh_backward",        "max_pool2d_forward",    "max_pool2d_backward",
+      "avg_pool2d_forward",   "avg_pool2d_backward",
+  };
+  std::string table;
+  for (const char* name : kernels) table += std::string(name) + ":emulated\n";
+  return table;
+}
+
+}  // namespace cnnfast

@@ -1,0 +1,24 @@
+#pragma once
+// Process-wide switches and what the build decided.
+#include <string>
+
+namespace cnnfast {
+
+// When on, ops on CPU tensors run the CUDA kernels' code through the host
+// launcher instead of the CPU kernels. Starts from CNNFAST_EMULATE_CUDA=1.
+bool emulating_cuda();
+void set_emulating_cuda(bool on);
+
+// Build facts: the torch the extension was compiled against, whether the
+// CUDA kernels were compiled, for which architectures, and the CPU ISA the
+// CPU kernels were compiled for.
+const char* built_torch_version();
+bool cuda_compiled();
+const char* cuda_archs();
+const char* cpu_isa();
+
+// Names of the CUDA kernels, each with whether the emulation runs it, as
+// "name:emulated" lines (or "name:not emulated: reason").
+std::string cuda_kernel_table();
+
+}  // namespace cnnfast

@@ -1,0 +1,191 @@
+"""Build cnnfast._C: the CPU kernels always, the CUDA kernels whenever a CUDA
+toolkit and a CUDA build of torch are present (a GPU is not needed).
+
+Install with `pip install --no-build-isolation .`: the extension must be
+compiled against the torch it will run with, and build isolation would
+compile it against a freshly downloaded torch instead.
+
+Environment:
+  CNNFAST_CUDA=0|1        force a CPU-only build / make a missing toolkit an error
+  CUDA_HOME               the CUDA toolkit root (found by searching otherwise)
+  TORCH_CUDA_ARCH_LIST    GPU architectures (default with no GPU visible: 9.0)
+  CNNFAST_CPU_ISA         avx512 | avx2 | generic (default: what this CPU has)
+  MAX_JOBS                parallel compile jobs for ninja
+"""
+
+import glob
+import os
+import re
+import shutil
+import sys
+
+from setuptools import setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+GENERATED = os.path.join(ROOT, "build", "generated")
+DEFAULT_ARCHS = "9.0"
+
+ISA_FLAGS = {
+    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma",
+               "-mf16c", "-mprefer-vector-width=512"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
+    "generic": [],
+}
+# The /proc/cpuinfo flags each ISA level needs; cnnfast/_loader.py checks
+# the same list before loading the library on another CPU.
+ISA_CPU_FLAGS = {
+    "avx512": ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "f16c"],
+    "avx2": ["avx2", "fma", "f16c"],
+    "generic": [],
+}
+
+
+def say(message):
+    print(f"cnnfast setup: {message}", file=sys.stderr)
+
+
+def is_cuda_root(path):
+    return (
+        path
+        and os.path.isfile(os.path.join(path, "bin", "nvcc"))
+        and os.path.isfile(os.path.join(path, "include", "cuda_runtime.h"))
+        and any(os.path.exists(os.path.join(path, lib, "libcudart.so")) for lib in ("lib64", "lib"))
+    )
+
+
+def nvcc_wrapper_target(nvcc):
+    """The nvcc a small wrapper script execs, if `nvcc` is such a script."""
+    try:
+        with open(nvcc, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    match = re.search(rb"(/\S+/bin/nvcc)\b", head)
+    return match.group(1).decode() if match else None
+
+
+def find_cuda_root():
+    """The real toolkit root: the folder with bin/nvcc, include/cuda_runtime.h
+    and lib64/libcudart.so. torch guesses it from the nvcc on PATH, which is
+    wrong where that nvcc is a wrapper script outside the toolkit."""
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        for path in (nvcc_wrapper_target(nvcc), os.path.realpath(nvcc)):
+            if path:
+                candidates.append(os.path.dirname(os.path.dirname(path)))
+    candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    for path in candidates:
+        if is_cuda_root(path):
+            return os.path.realpath(path)
+    return None
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_cpu_isa():
+    forced = os.environ.get("CNNFAST_CPU_ISA")
+    if forced:
+        if forced not in ISA_FLAGS:
+            sys.exit(f"cnnfast setup: CNNFAST_CPU_ISA must be one of {sorted(ISA_FLAGS)}, got {forced!r}")
+        return forced
+    flags = cpu_flags()
+    for isa in ("avx512", "avx2"):
+        if all(flag in flags for flag in ISA_CPU_FLAGS[isa]):
+            return isa
+    return "generic"
+
+
+def decide_cuda(torch):
+    mode = os.environ.get("CNNFAST_CUDA", "")
+    if mode == "0":
+        say("CNNFAST_CUDA=0: building the CPU kernels only")
+        return None
+    root = find_cuda_root()
+    problem = None
+    if torch.version.cuda is None:
+        problem = f"torch {torch.__version__} is a CPU-only build"
+    elif root is None:
+        problem = "no CUDA toolkit found (set CUDA_HOME to the folder holding bin/nvcc)"
+    if problem:
+        if mode == "1":
+            sys.exit(f"cnnfast setup: CNNFAST_CUDA=1 but {problem}")
+        say(f"{problem}: building the CPU kernels only")
+        return None
+    return root
+
+
+def write_build_config(torch_version, archs, isa):
+    os.makedirs(GENERATED, exist_ok=True)
+    with open(os.path.join(ROOT, "csrc", "build_config.h.in")) as f:
+        text = f.read()
+    for key, value in (("CNNFAST_TORCH_VERSION", torch_version), ("CNNFAST_CUDA_ARCHS", archs),
+                       ("CNNFAST_CPU_ISA", isa)):
+        text = text.replace(f"@{key}@", value)
+    path = os.path.join(GENERATED, "cnnfast_build_config.h")
+    if not os.path.exists(path) or open(path).read() != text:  # keep ninja's timestamps
+        with open(path, "w") as f:
+            f.write(text)
+    with open(os.path.join(ROOT, "cnnfast", "_build_info.py"), "w") as f:
+        f.write("# Written by setup.py: what the extension was built for.\n")
+        f.write(f"torch_version = {torch_version!r}\n")
+        f.write(f"cpu_isa = {isa!r}\n")
+        f.write(f"cpu_flags = {ISA_CPU_FLAGS[isa]!r}\n")
+
+
+def extension_modules():
+    import torch
+
+    cuda_root = decide_cuda(torch)
+    if cuda_root:
+        os.environ["CUDA_HOME"] = cuda_root
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCHS
+    # cpp_extension reads CUDA_HOME when first imported: import it only now.
+    from torch.utils import cpp_extension
+
+    if cuda_root:
+        cpp_extension.CUDA_HOME = cuda_root
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "visible GPU") if cuda_root else ""
+    isa = choose_cpu_isa()
+    write_build_config(torch.__version__, archs, isa)
+
+    sources = sorted(
+        glob.glob("csrc/*.cpp") + glob.glob("csrc/common/*.cpp") + glob.glob("csrc/cpu/*.cpp")
+        + glob.glob("csrc/emulate/*.cpp")
+    )
+    cxx_flags = ["-O3", "-fopenmp-simd"] + ISA_FLAGS[isa]
+    kwargs = dict(
+        name="cnnfast._C",
+        include_dirs=[os.path.join(ROOT, "csrc"), GENERATED],
+        extra_compile_args={"cxx": cxx_flags},
+    )
+    say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_FLAGS[isa]) or 'no extra flags'})")
+    if cuda_root:
+        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-lineinfo"]
+        kwargs["define_macros"] = [("CNNFAST_WITH_CUDA", None)]
+        say(f"CUDA toolkit {cuda_root}; torch CUDA {torch.version.cuda}; archs {archs}")
+        return [cpp_extension.CUDAExtension(sources=sources, **kwargs)], cpp_extension
+    return [cpp_extension.CppExtension(sources=sources, **kwargs)], cpp_extension
+
+
+ext_modules, cpp_extension = extension_modules()
+
+# Name, version and packages come from pyproject.toml.
+setup(
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    python_requires=">=3.9",
+)
