@@ -1,0 +1,85 @@
+"""relu and tanh against torch (float64 reference), forward and backward."""
+
+import pytest
+import torch
+
+import cnnfast
+from helpers import ALL_DTYPES, DEVICES, assert_close, skip_unsupported
+
+OPS = [("relu", cnnfast.relu, torch.relu), ("tanh", cnnfast.tanh, torch.tanh)]
+SHAPES = [(8, 96, 27, 27), (256, 120), (7,), (0, 3, 5, 5), (3, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_matches_torch(device, dtype, name, ours, theirs, shape):
+    skip_unsupported(device, dtype)
+    x = (3 * torch.randn(shape, device=device)).to(dtype).requires_grad_()
+    out = ours(x)
+    x64 = x.detach().double().requires_grad_()
+    ref = theirs(x64)
+    assert out.dtype == dtype and out.shape == x.shape
+    assert_close(out, ref, dtype)
+    grad = torch.randn(shape, device=device).to(dtype)
+    (g,) = torch.autograd.grad(out, x, grad)
+    # Backward reads the saved output (rounded to dtype): the exact
+    # derivative at that output is the reference.
+    y = out.detach().double()
+    local = (y > 0).double() if name == "relu" else 1 - y * y
+    assert_close(g, grad.double() * local, dtype)
+    if dtype == torch.float64:
+        (g_ref,) = torch.autograd.grad(ref, x64, grad)
+        assert_close(g, g_ref, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
+def test_special_values(device, name, ours, theirs):
+    x = torch.tensor([float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-30, -1e-30, 20.0, -20.0, 0.549, 0.551],
+                     device=device)
+    for dtype in (torch.float32, torch.float64):
+        torch.testing.assert_close(ours(x.to(dtype)), theirs(x.to(dtype)), equal_nan=True, rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_tanh_float32_accuracy_over_its_range(device):
+    x = torch.linspace(-12, 12, 200001, device=device)
+    error = (cnnfast.tanh(x).double() - torch.tanh(x.double())).abs()
+    assert float((error / torch.tanh(x.double()).abs().clamp_min(1e-30)).max()) < 3e-7
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
+def test_layouts(device, name, ours, theirs):
+    base = torch.randn(2, 6, 5, 7, dtype=torch.float64, device=device)
+    channels_last = base.to(memory_format=torch.channels_last)
+    out = ours(channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, theirs(base))
+    strided = base.transpose(1, 3)[:, ::2]
+    torch.testing.assert_close(ours(strided), theirs(strided))
+    x = strided.clone().requires_grad_()
+    (g,) = torch.autograd.grad(ours(x), x, torch.ones_like(x))
+    x2 = strided.clone().requires_grad_()
+    (g2,) = torch.autograd.grad(theirs(x2), x2, torch.ones_like(x2))
+    torch.testing.assert_close(g, g2)
+
+
+@pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
+def test_bad_input(name, ours, theirs):
+    with pytest.raises(RuntimeError, match=f"cnnfast.{name}: x must be"):
+        ours(torch.ones(3, dtype=torch.int32))
+    backward = getattr(torch.ops.cnnfast, f"_{name}_backward")
+    with pytest.raises(RuntimeError, match="same shape"):
+        backward(torch.ones(3), torch.ones(4))
+    with pytest.raises(RuntimeError, match="same dtype"):
+        backward(torch.ones(3), torch.ones(3, dtype=torch.float64))
+
+
+def test_modules():
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(cnnfast.nn.ReLU()(x), torch.nn.ReLU()(x))
+    torch.testing.assert_close(cnnfast.nn.Tanh()(x), torch.nn.Tanh()(x))
+    assert isinstance(cnnfast.nn.ReLU.from_torch(torch.nn.ReLU()), torch.nn.ReLU)

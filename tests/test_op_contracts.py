@@ -1,0 +1,79 @@
+"""Every op through gradcheck, torch.library.opcheck and torch.compile."""
+
+import pytest
+import torch
+
+import cnnfast
+from helpers import DEVICES
+
+ops = torch.ops.cnnfast
+
+
+def sample(device, requires_grad=False):
+    return torch.randn(2, 3, 9, 8, dtype=torch.float64, device=device, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck(device):
+    x = sample(device, requires_grad=True)
+    functions = [
+        cnnfast.relu,
+        cnnfast.tanh,
+        lambda t: cnnfast.max_pool2d(t, 3, 2, 1, True),
+        lambda t: cnnfast.max_pool2d(t, (2, 3), (1, 2)),
+        lambda t: cnnfast.avg_pool2d(t, 3, 2, 1, True, False),
+        lambda t: cnnfast.avg_pool2d(t, (3, 2), 1, (1, 0), False, True),
+    ]
+    for fn in functions:
+        assert torch.autograd.gradcheck(fn, (x,))
+
+
+def opcheck_cases(device):
+    x = sample(device)
+    out, offsets = ops._max_pool2d_with_offsets(x, [3, 3], [2, 2], [1, 1], True)
+    grad_pool = torch.randn_like(out)
+    y = torch.tanh(x)
+    return [
+        (ops.relu, (x,)),
+        (ops.relu, (x.to(memory_format=torch.channels_last),)),
+        (ops.tanh, (x.transpose(2, 3),)),
+        (ops._relu_backward, (torch.randn_like(x), y)),
+        (ops._tanh_backward, (torch.randn_like(x), y)),
+        (ops.max_pool2d, (x, [3, 3], [2, 2], [1, 1], True)),
+        (ops._max_pool2d_with_offsets, (x, [3, 3], [2, 2], [1, 1], True)),
+        (ops._max_pool2d_with_offsets, (x[0], [2, 2], [], [0, 0], False)),
+        (ops._max_pool2d_backward, (grad_pool, offsets, list(x.shape), [3, 3], [2, 2], [1, 1])),
+        (ops.avg_pool2d, (x, [3, 3], [2, 2], [1, 1], True, False)),
+        (ops._avg_pool2d_backward, (grad_pool, list(x.shape), [3, 3], [2, 2], [1, 1], False)),
+    ]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
+    for op, args in opcheck_cases(device):
+        torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_fullgraph(device):
+    def stage(t):
+        t = cnnfast.relu(t)
+        t = cnnfast.max_pool2d(t, 3, 2, 1)
+        t = cnnfast.avg_pool2d(t, 2, ceil_mode=True)
+        return cnnfast.tanh(t)
+
+    compiled = torch.compile(stage, fullgraph=True)
+    x = sample(device, requires_grad=True)
+    out = compiled(x)
+    expected = stage(x)
+    torch.testing.assert_close(out, expected)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    (g_eager,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(g, g_eager)
+
+
+def test_meta_tensors_give_shapes():
+    x = torch.empty(8, 96, 55, 55, device="meta")
+    assert cnnfast.max_pool2d(x, 3, 2).shape == (8, 96, 27, 27)
+    assert cnnfast.avg_pool2d(x, 2, ceil_mode=True).shape == (8, 96, 28, 28)
+    assert cnnfast.relu(x).shape == x.shape

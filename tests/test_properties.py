@@ -1,0 +1,83 @@
+"""Property-based differential tests: hypothesis draws shapes and pooling
+parameters, torch is the oracle, errors included."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cnnfast
+from helpers import EMULATING
+
+EXAMPLES = 60 if EMULATING else 150
+ARGUMENT_NAMES = ("kernel_size", "stride", "padding", "input", "x must be")
+
+
+@st.composite
+def pooling_problems(draw):
+    rank = draw(st.sampled_from([3, 4]))
+    shape = [draw(st.integers(1, 4)), draw(st.integers(1, 12)), draw(st.integers(1, 12))]
+    if rank == 4:
+        shape.insert(0, draw(st.integers(0, 3)))
+    pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731
+    return dict(
+        shape=shape,
+        kernel=draw(pair(1, 6)),
+        stride=draw(pair(1, 4)),
+        padding=draw(pair(0, 3)),
+        ceil_mode=draw(st.booleans()),
+        count_include_pad=draw(st.booleans()),
+    )
+
+
+def outcome(fn):
+    try:
+        return fn(), None
+    except (RuntimeError, ValueError, IndexError) as error:
+        return None, error
+
+
+def check(op, problem):
+    x = torch.randn(problem["shape"], dtype=torch.float64, requires_grad=True)
+    args = (problem["kernel"], problem["stride"], problem["padding"], problem["ceil_mode"])
+    if op == "max":
+        ours = lambda: cnnfast.max_pool2d(x, *args)  # noqa: E731
+        theirs = lambda: F.max_pool2d(x, *args[:3], ceil_mode=args[3])  # noqa: E731
+    else:
+        extra = problem["count_include_pad"]
+        ours = lambda: cnnfast.avg_pool2d(x, *args, extra)  # noqa: E731
+        theirs = lambda: F.avg_pool2d(x, *args, extra)  # noqa: E731
+    expected, torch_error = outcome(theirs)
+    actual, our_error = outcome(ours)
+    if torch_error is not None:
+        assert our_error is not None, f"torch raised {torch_error!r}; cnnfast returned {actual}"
+        message = str(our_error)
+        assert f"cnnfast.{op}_pool2d" in message and any(name in message for name in ARGUMENT_NAMES)
+        return
+    assert our_error is None, f"cnnfast raised {our_error!r} where torch did not"
+    torch.testing.assert_close(actual, expected)
+    if expected.numel():
+        grad = torch.randn_like(expected)
+        (g,) = torch.autograd.grad(actual, x, grad)
+        (g_ref,) = torch.autograd.grad(expected, x, grad)
+        torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=pooling_problems())
+def test_pooling_matches_torch(op, problem):
+    check(op, problem)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+    scale=st.floats(0.01, 30),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_activations_match_torch(shape, scale, dtype):
+    x = (scale * torch.randn(shape)).to(dtype)
+    torch.testing.assert_close(cnnfast.relu(x), torch.relu(x))
+    torch.testing.assert_close(cnnfast.tanh(x), torch.tanh(x), rtol=3e-7, atol=1e-7)
