@@ -165,11 +165,14 @@ def extension_modules():
         glob.glob("csrc/*.cpp") + glob.glob("csrc/common/*.cpp") + glob.glob("csrc/cpu/*.cpp")
         + glob.glob("csrc/emulate/*.cpp")
     )
-    cxx_flags = ["-O3", "-fopenmp-simd"] + ISA_FLAGS[isa]
+    # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers, so
+    # without it the CPU kernels would run on one thread.
+    cxx_flags = ["-O3", "-fopenmp"] + ISA_FLAGS[isa]
     kwargs = dict(
         name="cnnfast._C",
         include_dirs=[os.path.join(ROOT, "csrc"), GENERATED],
         extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=["-fopenmp"],
     )
     say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_FLAGS[isa]) or 'no extra flags'})")
     if cuda_root:

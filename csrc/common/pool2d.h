@@ -60,6 +60,14 @@ CNNFAST_INLINE OutputRange covering_outputs(int64_t i, int64_t stride, int64_t p
   return {begin, last < out ? last : out};
 }
 
+// The outputs whose whole window lies inside the input along one axis.
+CNNFAST_INLINE OutputRange interior_outputs(int64_t stride, int64_t pad, int64_t kernel,
+                                            int64_t in, int64_t out) {
+  const int64_t begin = (pad + stride - 1) / stride;
+  const int64_t end = in + pad >= kernel ? (in + pad - kernel) / stride + 1 : 0;
+  return {min_i64(begin, out), max_i64(min_i64(end, out), min_i64(begin, out))};
+}
+
 // ---- max pooling ----------------------------------------------------------
 
 // Max of one window, scanned row by row like torch: a larger value or any
@@ -126,17 +134,23 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
 
 // ---- average pooling --------------------------------------------------------
 
-// torch's divisor: the window clipped to the padded input when padding
-// counts, the window clipped to the input otherwise. Zero for a window with
-// no input cell (the output is then 0).
+// The extent one axis contributes to torch's divisor: the window clipped to
+// the padded input when padding counts, clipped to the input otherwise.
+CNNFAST_INLINE int64_t avg_extent(int64_t o, int64_t stride, int64_t pad, int64_t kernel,
+                                  int64_t in, bool count_include_pad) {
+  const int64_t first = o * stride - pad;
+  const int64_t last = min_i64(first + kernel, in + pad);
+  return count_include_pad ? last - first : min_i64(last, in) - max_i64(first, 0);
+}
+
+// torch's divisor for output (oh, ow): the product of both axes' extents;
+// zero for a window with no input cell (the output is then 0).
 CNNFAST_INLINE int64_t avg_divisor(const Pool2dProblem& p, int64_t oh, int64_t ow) {
-  const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-  const int64_t h1 = min_i64(h0 + p.kernel_h, p.in_h + p.pad_h);
-  const int64_t w1 = min_i64(w0 + p.kernel_w, p.in_w + p.pad_w);
-  const int64_t hb = max_i64(h0, 0), wb = max_i64(w0, 0);
-  const int64_t he = min_i64(h1, p.in_h), we = min_i64(w1, p.in_w);
-  if (hb >= he || wb >= we) return 0;
-  return p.count_include_pad ? (h1 - h0) * (w1 - w0) : (he - hb) * (we - wb);
+  const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+  const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+  if (rows.begin >= rows.end || cols.begin >= cols.end) return 0;
+  return avg_extent(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h, p.count_include_pad) *
+         avg_extent(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w, p.count_include_pad);
 }
 
 template <class scalar_t>

@@ -1,15 +1,89 @@
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "../common/checks.h"
 #include "../common/pool2d.h"
 #include "../emulate/emulate.h"
 #include "../runtime.h"
+#include "pool_rows.h"
 
 namespace cnnfast {
 namespace {
+
+// Each axis's share of torch's divisor, per output index: the divisor of
+// (oh, ow) is rows[oh] * cols[ow] (csrc/common/pool2d.h, avg_divisor).
+struct AxisExtents {
+  std::vector<int64_t> rows, cols;
+  explicit AxisExtents(const Pool2dProblem& p) : rows(p.out_h), cols(p.out_w) {
+    for (int64_t oh = 0; oh < p.out_h; ++oh)
+      rows[oh] = avg_extent(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h, p.count_include_pad);
+    for (int64_t ow = 0; ow < p.out_w; ++ow)
+      cols[ow] = avg_extent(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w, p.count_include_pad);
+  }
+};
+
+// One plane, row by row: interior lanes sum their window cell by cell
+// (vectorized across the row), edges take the common per-window function.
+template <class scalar_t, int kStride>
+void avg_pool_plane(const scalar_t* src, scalar_t* dst, const Pool2dProblem& p,
+                    const AxisExtents& extents, scalar_t* sum) {
+  const int64_t stride = kStride > 0 ? kStride : p.stride_w;
+  const OutputRange interior = cpu::interior_columns(p);
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+    for (int64_t ow = interior.begin; ow < interior.end; ++ow) sum[ow] = 0;
+    for (int64_t h = rows.begin; h < rows.end; ++h) {
+      const scalar_t* row = src + h * p.in_w;
+      for (int64_t j = 0; j < p.kernel_w; ++j) {
+        const int64_t shift = j - p.pad_w;
+#pragma omp simd
+        for (int64_t ow = interior.begin; ow < interior.end; ++ow) sum[ow] += row[ow * stride + shift];
+      }
+    }
+    scalar_t* out_row = dst + oh * p.out_w;
+    const scalar_t row_extent = static_cast<scalar_t>(extents.rows[oh]);
+    for (int64_t ow = 0; ow < p.out_w; ++ow) {
+      const bool inside = ow >= interior.begin && ow < interior.end && rows.begin < rows.end;
+      out_row[ow] = inside ? sum[ow] / (row_extent * static_cast<scalar_t>(extents.cols[ow]))
+                           : avg_in_window(src, p, oh, ow);
+    }
+  }
+}
+
+// One plane of the gradient, as a scatter: each output spreads
+// grad / divisor over its window, interior lanes cell by cell (vectorized),
+// edges one window at a time. The order is fixed: deterministic.
+template <class scalar_t, int kStride>
+void avg_pool_backward_plane(const scalar_t* grad, scalar_t* dst, const Pool2dProblem& p,
+                             scalar_t* share) {
+  const int64_t stride = kStride > 0 ? kStride : p.stride_w;
+  const OutputRange interior = cpu::interior_columns(p);
+  std::fill(dst, dst + p.in_plane(), scalar_t(0));
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+    const scalar_t* grad_row = grad + oh * p.out_w;
+    for (int64_t ow = 0; ow < p.out_w; ++ow) {
+      const int64_t divisor = avg_divisor(p, oh, ow);
+      share[ow] = divisor == 0 ? scalar_t(0) : grad_row[ow] / static_cast<scalar_t>(divisor);
+    }
+    for (int64_t h = rows.begin; h < rows.end; ++h) {
+      scalar_t* row = dst + h * p.in_w;
+      for (int64_t j = 0; j < p.kernel_w; ++j) {
+        const int64_t shift = j - p.pad_w;
+#pragma omp simd
+        for (int64_t ow = interior.begin; ow < interior.end; ++ow) row[ow * stride + shift] += share[ow];
+      }
+      for (int64_t ow = 0; ow < p.out_w; ++ow) {
+        if (ow >= interior.begin && ow < interior.end) continue;
+        const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+        for (int64_t w = cols.begin; w < cols.end; ++w) row[w] += share[ow];
+      }
+    }
+  }
+}
 
 at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
                           at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
@@ -22,16 +96,16 @@ at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
                                          count_include_pad, "avg_pool2d");
   const at::Tensor input = x.contiguous();
   at::Tensor out = at::empty(pooled_sizes(x.sizes(), p), input.options());
+  const AxisExtents extents(p);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "avg_pool2d", [&] {
-    const scalar_t* in = input.const_data_ptr<scalar_t>();
-    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, p.planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t plane = begin; plane < end; ++plane) {
-        const scalar_t* src = in + plane * p.in_plane();
-        scalar_t* row = dst + plane * p.out_plane();
-        for (int64_t oh = 0; oh < p.out_h; ++oh, row += p.out_w)
-          for (int64_t ow = 0; ow < p.out_w; ++ow) row[ow] = avg_in_window(src, p, oh, ow);
-      }
+    cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
+      const scalar_t* in = input.const_data_ptr<scalar_t>();
+      scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+      const auto make_scratch = [&] { return std::vector<scalar_t>(p.out_w); };
+      cpu::for_each_plane(p, make_scratch, [&](int64_t plane, std::vector<scalar_t>& sum) {
+        avg_pool_plane<scalar_t, decltype(stride_tag)::value>(
+            in + plane * p.in_plane(), dst + plane * p.out_plane(), p, extents, sum.data());
+      });
     });
   });
   return out;
@@ -50,16 +124,14 @@ at::Tensor avg_pool2d_backward_cpu(const at::Tensor& grad_output, c10::SymIntArr
   const at::Tensor grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pool2d_backward", [&] {
-    const scalar_t* g = grad.const_data_ptr<scalar_t>();
-    scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, p.planes, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t plane = begin; plane < end; ++plane) {
-        const scalar_t* g_plane = g + plane * p.out_plane();
-        scalar_t* row = dst + plane * p.in_plane();
-        for (int64_t h = 0; h < p.in_h; ++h, row += p.in_w)
-          for (int64_t w = 0; w < p.in_w; ++w)
-            row[w] = static_cast<scalar_t>(avg_pool_input_grad(g_plane, p, h, w));
-      }
+    cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
+      const scalar_t* g = grad.const_data_ptr<scalar_t>();
+      scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
+      const auto make_scratch = [&] { return std::vector<scalar_t>(p.out_w); };
+      cpu::for_each_plane(p, make_scratch, [&](int64_t plane, std::vector<scalar_t>& share) {
+        avg_pool_backward_plane<scalar_t, decltype(stride_tag)::value>(
+            g + plane * p.out_plane(), dst + plane * p.in_plane(), p, share.data());
+      });
     });
   });
   return grad_x;

@@ -9,8 +9,12 @@ namespace cpu {
 
 // e^y for 0 <= y <= 18: y = n ln2 + r with |r| <= ln2/2, e^r by its Taylor
 // polynomial to r^7 (truncation below 6e-9), 2^n put in the exponent bits.
+// n is rounded by adding 1.5 * 2^23, not by a float-to-int conversion, which
+// keeps GCC from vectorizing the loop.
 inline float exp_small_positive(float y) {
-  const float n = static_cast<float>(static_cast<int32_t>(y * 1.44269504f + 0.5f));
+  constexpr float kRoundingShift = 12582912.0f;  // 1.5 * 2^23
+  const float shifted = y * 1.44269504f + kRoundingShift;
+  const float n = shifted - kRoundingShift;
   const float r = (y - n * 0.693145752f) - n * 1.42860677e-6f;  // ln2 split in two
   float p = 1.0f / 5040.0f;
   p = p * r + 1.0f / 720.0f;
@@ -20,7 +24,9 @@ inline float exp_small_positive(float y) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);  // n sits in the low mantissa bits
+  bits = (bits - 0x4B400000 + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
