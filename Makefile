@@ -39,8 +39,9 @@ test-emulated: build
 
 # The libtorch (CMake) build and its CTest check.
 test-cpp: $(VENV)/.installed
-	cmake -S . -B cmake-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" cmake -S . -B cmake-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
+	  -DCUDA_TOOLKIT_ROOT_DIR="$$($(PY) setup.py cuda-root)" -DCNNFAST_CPU_ISA="$$($(PY) setup.py cpu-isa)" \
 	  -DCNNFAST_WITH_CUDA=OFF
 	cmake --build cmake-build -j $(MAX_JOBS)
 	cd cmake-build && ctest --output-on-failure

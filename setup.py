@@ -184,6 +184,13 @@ def extension_modules():
     return [cpp_extension.CppExtension(sources=sources, **kwargs)], cpp_extension
 
 
+# `python setup.py cuda-root` / `cpu-isa`: what this file would decide, for
+# the CMake build (see the Makefile) to use the same toolkit and ISA.
+QUERIES = {"cuda-root": lambda: find_cuda_root() or "", "cpu-isa": choose_cpu_isa}
+if __name__ == "__main__" and len(sys.argv) == 2 and sys.argv[1] in QUERIES:
+    print(QUERIES[sys.argv[1]]())
+    sys.exit(0)
+
 ext_modules, cpp_extension = extension_modules()
 
 # Name, version and packages come from pyproject.toml.
