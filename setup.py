@@ -167,7 +167,7 @@ def extension_modules():
     )
     # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers, so
     # without it the CPU kernels would run on one thread.
-    cxx_flags = ["-O3", "-fopenmp"] + ISA_FLAGS[isa]
+    cxx_flags = ["-O3", "-fopenmp", "-fno-trapping-math"] + ISA_FLAGS[isa]
     kwargs = dict(
         name="cnnfast._C",
         include_dirs=[os.path.join(ROOT, "csrc"), GENERATED],

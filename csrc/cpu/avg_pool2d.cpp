@@ -2,6 +2,7 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../common/checks.h"
@@ -53,33 +54,52 @@ void avg_pool_plane(const scalar_t* src, scalar_t* dst, const Pool2dProblem& p,
   }
 }
 
-// One plane of the gradient, as a scatter: each output spreads
-// grad / divisor over its window, interior lanes cell by cell (vectorized),
-// edges one window at a time. The order is fixed: deterministic.
-template <class scalar_t, int kStride>
-void avg_pool_backward_plane(const scalar_t* grad, scalar_t* dst, const Pool2dProblem& p,
-                             scalar_t* share) {
-  const int64_t stride = kStride > 0 ? kStride : p.stride_w;
-  const OutputRange interior = cpu::interior_columns(p);
-  std::fill(dst, dst + p.in_plane(), scalar_t(0));
-  for (int64_t oh = 0; oh < p.out_h; ++oh) {
-    const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
-    const scalar_t* grad_row = grad + oh * p.out_w;
-    for (int64_t ow = 0; ow < p.out_w; ++ow) {
-      const int64_t divisor = avg_divisor(p, oh, ow);
-      share[ow] = divisor == 0 ? scalar_t(0) : grad_row[ow] / static_cast<scalar_t>(divisor);
+// For each input column, the output columns whose windows cover it:
+// [begin, end), at most `most` of them.
+struct ColumnCover {
+  std::vector<int32_t> begin, end;
+  int64_t most = 0;
+  explicit ColumnCover(const Pool2dProblem& p) : begin(p.in_w), end(p.in_w) {
+    for (int64_t w = 0; w < p.in_w; ++w) {
+      const OutputRange cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+      begin[w] = static_cast<int32_t>(cols.begin);
+      end[w] = static_cast<int32_t>(cols.end);
+      most = std::max<int64_t>(most, cols.end - cols.begin);
     }
-    for (int64_t h = rows.begin; h < rows.end; ++h) {
-      scalar_t* row = dst + h * p.in_w;
-      for (int64_t j = 0; j < p.kernel_w; ++j) {
-        const int64_t shift = j - p.pad_w;
+  }
+};
+
+// One plane of the gradient, as a gather like the CUDA kernel's (each
+// input cell sums grad / divisor of the outputs covering it, in output
+// order), vectorized across each input row.
+template <class scalar_t>
+void avg_pool_backward_plane(const scalar_t* grad, scalar_t* dst, const Pool2dProblem& p,
+                             const AxisExtents& extents, const ColumnCover& cover,
+                             scalar_t* share) {
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const int64_t row_extent = extents.rows[oh];
+    const scalar_t* grad_row = grad + oh * p.out_w;
+    scalar_t* share_row = share + oh * p.out_w;
 #pragma omp simd
-        for (int64_t ow = interior.begin; ow < interior.end; ++ow) row[ow * stride + shift] += share[ow];
-      }
-      for (int64_t ow = 0; ow < p.out_w; ++ow) {
-        if (ow >= interior.begin && ow < interior.end) continue;
-        const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
-        for (int64_t w = cols.begin; w < cols.end; ++w) row[w] += share[ow];
+    for (int64_t ow = 0; ow < p.out_w; ++ow)
+      share_row[ow] = grad_row[ow] / static_cast<scalar_t>(row_extent * extents.cols[ow]);
+  }
+  const int32_t* begin = cover.begin.data();
+  const int32_t* end = cover.end.data();
+  for (int64_t h = 0; h < p.in_h; ++h) {
+    scalar_t* row = dst + h * p.in_w;
+    std::fill(row, row + p.in_w, scalar_t(0));
+    const OutputRange rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
+    for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+      const scalar_t* share_row = share + oh * p.out_w;
+      for (int32_t t = 0; t < cover.most; ++t) {
+#pragma omp simd
+        for (int64_t w = 0; w < p.in_w; ++w) {
+          const int32_t ow = begin[w] + t;
+          const bool covers = ow < end[w];
+          const scalar_t v = share_row[covers ? ow : 0];
+          row[w] += covers ? v : scalar_t(0);
+        }
       }
     }
   }
@@ -123,15 +143,15 @@ at::Tensor avg_pool2d_backward_cpu(const at::Tensor& grad_output, c10::SymIntArr
                                                   padding, count_include_pad, op);
   const at::Tensor grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+  const AxisExtents extents(p);
+  const ColumnCover cover(p);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pool2d_backward", [&] {
-    cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
-      const scalar_t* g = grad.const_data_ptr<scalar_t>();
-      scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
-      const auto make_scratch = [&] { return std::vector<scalar_t>(p.out_w); };
-      cpu::for_each_plane(p, make_scratch, [&](int64_t plane, std::vector<scalar_t>& share) {
-        avg_pool_backward_plane<scalar_t, decltype(stride_tag)::value>(
-            g + plane * p.out_plane(), dst + plane * p.in_plane(), p, share.data());
-      });
+    const scalar_t* g = grad.const_data_ptr<scalar_t>();
+    scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
+    const auto make_scratch = [&] { return std::vector<scalar_t>(p.out_plane()); };
+    cpu::for_each_plane(p, make_scratch, [&](int64_t plane, std::vector<scalar_t>& share) {
+      avg_pool_backward_plane(g + plane * p.out_plane(), dst + plane * p.in_plane(), p, extents,
+                              cover, share.data());
     });
   });
   return grad_x;
