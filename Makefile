@@ -52,18 +52,25 @@ demo: build
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,rounds -q
 
-# On a GPU machine: its own python/torch, no venv, no network.
+# On a GPU machine: its own python/torch, no venv, no network. Everything
+# lands in $(REPORT)/, summary.md first.
 GPU_PY ?= python3
 REPORT ?= gpu-check-report
+SANITIZER ?= $(shell command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 gpu-check:
 	mkdir -p $(REPORT)
-	$(GPU_PY) setup.py -q build_ext --inplace 2>&1 | tee $(REPORT)/build.log
-	$(GPU_PY) -m cnnfast info --json > $(REPORT)/info.json
-	$(GPU_PY) -m pytest -q -m cuda tests 2>&1 | tee $(REPORT)/cuda-tests.log
-	compute-sanitizer --tool memcheck $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py -k "lenet or alexnet" 2>&1 | tail -40 > $(REPORT)/memcheck.log
-	compute-sanitizer --tool racecheck $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py -k "alexnet" 2>&1 | tail -40 > $(REPORT)/racecheck.log
-	$(GPU_PY) -m pytest benchmarks --benchmark-only -q --benchmark-json=$(REPORT)/benchmarks.json 2>&1 | tee $(REPORT)/benchmarks.log
-	@echo "report in $(REPORT)/"
+	$(GPU_PY) setup.py build_ext --inplace > $(REPORT)/build.log 2>&1 || (tail -30 $(REPORT)/build.log; exit 1)
+	$(GPU_PY) -m cnnfast info > $(REPORT)/info.txt
+	-$(GPU_PY) -m pytest -q -m cuda tests > $(REPORT)/cuda-tests.log 2>&1
+	-$(SANITIZER) --tool memcheck --error-exitcode 1 $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py tests/test_activations.py -k "lenet or alexnet or relu or tanh" > $(REPORT)/memcheck.log 2>&1
+	-$(SANITIZER) --tool racecheck --error-exitcode 1 $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py -k "alexnet" > $(REPORT)/racecheck.log 2>&1
+	-$(GPU_PY) -m pytest benchmarks --benchmark-only -q --benchmark-json=$(REPORT)/benchmarks.json > $(REPORT)/benchmarks.log 2>&1
+	-$(GPU_PY) -m cnnfast demo > $(REPORT)/demo.log 2>&1
+	{ echo "# make gpu-check, $$(date -u +%F)"; echo; echo '```'; cat $(REPORT)/info.txt; echo '```'; \
+	  for log in cuda-tests memcheck racecheck; do echo "## $$log"; echo '```'; tail -5 $(REPORT)/$$log.log; echo '```'; done; \
+	  echo "## benchmarks"; echo '```'; sed -n '/speedup over torch/,/^$$/p' $(REPORT)/benchmarks.log; echo '```'; \
+	  echo "## demo"; echo '```'; cat $(REPORT)/demo.log; echo '```'; } > $(REPORT)/summary.md
+	cat $(REPORT)/summary.md
 
 clean:
 	rm -rf build cmake-build cnnfast/_C*.so cnnfast/_build_info.py

@@ -95,6 +95,18 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x,
   return {out, offsets};
 }
 
+// Row and column of each window cell, so that decoding an offset costs a
+// table look-up instead of an integer division.
+struct WindowCells {
+  std::vector<int32_t> row, col;
+  explicit WindowCells(const Pool2dProblem& p) : row(p.window_cells()), col(p.window_cells()) {
+    for (int64_t c = 0; c < p.window_cells(); ++c) {
+      row[c] = static_cast<int32_t>(c / p.kernel_w);
+      col[c] = static_cast<int32_t>(c % p.kernel_w);
+    }
+  }
+};
+
 // Scatter, one plane per task: each output adds its gradient to the cell
 // its offset names. Within a plane the order is fixed (output order, the
 // order a gather would sum in), so the result is deterministic.
@@ -112,6 +124,7 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
   const at::Tensor grad = grad_output.contiguous();
   const at::Tensor offs = offsets.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+  const WindowCells window(p);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pool2d_backward", [&] {
     kernels::dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
@@ -123,15 +136,18 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
         std::fill(cells, cells + p.in_plane(), scalar_t(0));
         const int64_t first = plane * p.out_plane();
         for (int64_t oh = 0; oh < p.out_h; ++oh) {
+          const int64_t top = oh * p.stride_h - p.pad_h;
           for (int64_t ow = 0; ow < p.out_w; ++ow) {
             const int64_t o = first + oh * p.out_w + ow;
-            const int32_t offset = static_cast<int32_t>(off[o]);
-            const int64_t h = offset_row(offset, oh, p), w = offset_col(offset, ow, p);
+            const int64_t offset = static_cast<int64_t>(off[o]);
             // Offsets come from forward; a foreign tensor must not write out of bounds.
-            TORCH_CHECK(offset >= 0 && offset < p.window_cells() && h >= 0 && h < p.in_h &&
-                            w >= 0 && w < p.in_w,
-                        "cnnfast.", op, ": offset ", offset, " at output (", oh, ", ", ow,
-                        ") names no input cell of its window");
+            TORCH_CHECK(offset >= 0 && offset < p.window_cells(), "cnnfast.", op, ": offset ",
+                        offset, " at output (", oh, ", ", ow, ") lies outside its window");
+            const int64_t h = top + window.row[offset];
+            const int64_t w = ow * p.stride_w - p.pad_w + window.col[offset];
+            TORCH_CHECK(h >= 0 && h < p.in_h && w >= 0 && w < p.in_w, "cnnfast.", op,
+                        ": offset ", offset, " at output (", oh, ", ", ow,
+                        ") names a padding cell");
             cells[h * p.in_w + w] += g[o];
           }
         }

@@ -7,12 +7,12 @@
 namespace cnnfast {
 namespace cpu {
 
-// e^y - 1 for 0 <= y <= 18, accurate near 0 too: y = n ln2 + r with
+// e^y - 1 for |y| <= 18, accurate near 0 too: y = n ln2 + r with
 // |r| <= ln2/2; e^y - 1 = 2^n (e^r - 1) + (2^n - 1), where e^r - 1 is its
 // Taylor polynomial to r^7 (truncation below 6e-9) without the leading 1.
 // n is rounded by adding 1.5 * 2^23, not by a float-to-int conversion,
 // which would keep GCC from vectorizing the loop.
-inline float expm1_nonnegative(float y) {
+inline float expm1_bounded(float y) {
   constexpr float kRoundingShift = 12582912.0f;  // 1.5 * 2^23
   const float shifted = y * 1.44269504f + kRoundingShift;
   const float n = shifted - kRoundingShift;
@@ -32,28 +32,13 @@ inline float expm1_nonnegative(float y) {
   return scale * p + (scale - 1.0f);
 }
 
-// 1 / d for normal positive d without a divide (whose throughput bounds
-// the tanh loop): an initial guess from the exponent bits (within 12%),
-// then three Newton steps, each squaring the error (to 4e-8).
-inline float reciprocal_positive(float d) {
-  int32_t bits;
-  std::memcpy(&bits, &d, sizeof bits);
-  bits = 0x7EF311C3 - bits;
-  float r;
-  std::memcpy(&r, &bits, sizeof r);
-  r = r * (2.0f - d * r);
-  r = r * (2.0f - d * r);
-  r = r * (2.0f - d * r);
-  return r;
-}
-
-// tanh|x| = (e^{2|x|} - 1) / (e^{2|x|} + 1); it rounds to 1 beyond |x| = 9.
-// A NaN fails every comparison and flows through unchanged.
+// tanh x = (e^{2x} - 1) / (e^{2x} + 1), with 2x clamped to +-18 (tanh
+// rounds to +-1 beyond |x| = 9). Neither part cancels for any sign of x.
+// A NaN fails both comparisons and flows through unchanged.
 inline float tanh_f32(float x) {
-  const float a = x < 0.0f ? -x : x;
-  const float em = expm1_nonnegative(a > 9.0f ? 18.0f : 2.0f * a);
-  const float magnitude = em * reciprocal_positive(em + 2.0f);
-  return x < 0.0f ? -magnitude : magnitude;
+  const float y = 2.0f * x;
+  const float em = expm1_bounded(y > 18.0f ? 18.0f : (y < -18.0f ? -18.0f : y));
+  return em / (em + 2.0f);
 }
 
 }  // namespace cpu
