@@ -83,3 +83,12 @@ def test_modules():
     torch.testing.assert_close(cnnfast.nn.ReLU()(x), torch.nn.ReLU()(x))
     torch.testing.assert_close(cnnfast.nn.Tanh()(x), torch.nn.Tanh()(x))
     assert isinstance(cnnfast.nn.ReLU.from_torch(torch.nn.ReLU()), torch.nn.ReLU)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_grid_stride_loop_reaches_every_element(device):
+    # More elements than one launch grid holds (8192 blocks × 256 threads):
+    # each CUDA thread, and so each emulated one, loops more than once.
+    x = torch.randn(8192 * 256 * 2 + 12345, device=device)
+    torch.testing.assert_close(cnnfast.relu(x), torch.relu(x))
+    torch.testing.assert_close(cnnfast.tanh(x), torch.tanh(x), rtol=3e-7, atol=1e-7)

@@ -218,3 +218,12 @@ def test_more_than_2_31_elements():
     x[0, 0, -1, -1] = 1.0
     out = cnnfast.max_pool2d(x, 2)
     assert out[0, 0, -1, -1] == 1.0 and out.sum() == 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_grid_stride_loop_reaches_every_output(device, op):
+    # 2.3 M outputs and 9.2 M input cells: more than one launch grid
+    # (8192 × 256 threads), so every emulated CUDA thread loops.
+    x = torch.randn(1, 4, 1516, 1516, device=device)
+    check_against_torch(op, x, 2, 2, 0, False)
