@@ -4,8 +4,10 @@ parameters, torch is the oracle, errors included."""
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+pytest.importorskip("hypothesis")  # a GPU machine without network may lack it
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import cnnfast
 from helpers import EMULATING

@@ -33,6 +33,23 @@ CNNFAST_INLINE int64_t grid_step(const ThreadIndex& t) {
   return t.grid_dim.x * t.block_dim.x;
 }
 
+// One cell of a stack of equal planes, as a grid-stride loop hands it out.
+struct PlaneCell {
+  int64_t index, plane, row, col;
+};
+
+// Grid-stride over every cell of `planes` planes of rows×cols stored one
+// after the other: f(cell) for each cell this thread owns.
+template <class F>
+CNNFAST_INLINE void for_each_plane_cell(const ThreadIndex& t, int64_t planes, int64_t rows,
+                                        int64_t cols, const F& f) {
+  const int64_t plane_size = rows * cols, n = planes * plane_size;
+  for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
+    const int64_t cell = i % plane_size;
+    f(PlaneCell{i, i / plane_size, cell / cols, cell % cols});
+  }
+}
+
 // One thread per element, grid-stride beyond max_blocks (enough blocks to
 // fill a Hopper GPU several times over; more only adds scheduling).
 inline LaunchShape elementwise_launch_shape(int64_t n, int64_t threads = 256,

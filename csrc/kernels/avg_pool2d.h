@@ -18,11 +18,9 @@ struct AvgPool2dForwardKernel {
   scalar_t* out;
   Pool2dProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.planes * p.out_plane();
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t plane = i / p.out_plane(), cell = i % p.out_plane();
-      out[i] = avg_in_window(x + plane * p.in_plane(), p, cell / p.out_w, cell % p.out_w);
-    }
+    for_each_plane_cell(t, p.planes, p.out_h, p.out_w, [&](const PlaneCell& o) {
+      out[o.index] = avg_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
+    });
   }
 };
 
@@ -32,12 +30,10 @@ struct AvgPool2dBackwardKernel {
   scalar_t* grad_x;
   Pool2dProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.planes * p.in_plane();
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t plane = i / p.in_plane(), cell = i % p.in_plane();
-      grad_x[i] = static_cast<scalar_t>(avg_pool_input_grad(
-          grad_out + plane * p.out_plane(), p, cell / p.in_w, cell % p.in_w));
-    }
+    for_each_plane_cell(t, p.planes, p.in_h, p.in_w, [&](const PlaneCell& in) {
+      grad_x[in.index] = static_cast<scalar_t>(
+          avg_pool_input_grad(grad_out + in.plane * p.out_plane(), p, in.row, in.col));
+    });
   }
 };
 

@@ -21,13 +21,11 @@ struct MaxPool2dForwardKernel {
   offset_t* offsets;
   Pool2dProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.planes * p.out_plane();
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t plane = i / p.out_plane(), cell = i % p.out_plane();
-      const auto best = max_in_window(x + plane * p.in_plane(), p, cell / p.out_w, cell % p.out_w);
-      out[i] = best.value;
-      offsets[i] = static_cast<offset_t>(best.offset);
-    }
+    for_each_plane_cell(t, p.planes, p.out_h, p.out_w, [&](const PlaneCell& o) {
+      const auto best = max_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
+      out[o.index] = best.value;
+      offsets[o.index] = static_cast<offset_t>(best.offset);
+    });
   }
 };
 
@@ -38,16 +36,11 @@ struct MaxPool2dBackwardKernel {
   scalar_t* grad_x;
   Pool2dProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.planes * p.in_plane();
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t plane = i / p.in_plane(), cell = i % p.in_plane();
-      const int64_t first_out = plane * p.out_plane();
-      store_grad(i, max_pool_input_grad(grad_out + first_out, offsets + first_out, p,
-                                          cell / p.in_w, cell % p.in_w));
-    }
-  }
-  CNNFAST_HD void store_grad(int64_t i, acc_type<scalar_t> v) const {
-    grad_x[i] = static_cast<scalar_t>(v);
+    for_each_plane_cell(t, p.planes, p.in_h, p.in_w, [&](const PlaneCell& in) {
+      const int64_t first_out = in.plane * p.out_plane();
+      grad_x[in.index] = static_cast<scalar_t>(
+          max_pool_input_grad(grad_out + first_out, offsets + first_out, p, in.row, in.col));
+    });
   }
 };
 
