@@ -132,10 +132,6 @@ std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProble
   return sizes;
 }
 
-}  // namespace cnnfast
-
-namespace cnnfast {
-
 at::ScalarType pool_offset_dtype(const Pool2dProblem& p) {
   return p.window_cells() <= 256 ? at::kByte : at::kInt;
 }

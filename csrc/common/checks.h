@@ -36,14 +36,19 @@ Pool2dProblem pool2d_backward_problem(const at::Tensor& grad_output,
 // Sizes of a pooled tensor: the input's leading dimensions, then out_h×out_w.
 std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProblem& p);
 
-}  // namespace cnnfast
-
-namespace cnnfast {
-
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.
 at::ScalarType pool_offset_dtype(const Pool2dProblem& p);
 void check_offsets(const at::Tensor& offsets, const at::Tensor& grad_output,
                    const Pool2dProblem& p, const char* op);
+
+// Calls f(offset_t{}) with the C++ type of the offsets tensor.
+template <class F>
+void dispatch_offset_type(at::ScalarType dtype, const F& f) {
+  if (dtype == at::kByte)
+    f(uint8_t{});
+  else
+    f(int32_t{});
+}
 
 }  // namespace cnnfast

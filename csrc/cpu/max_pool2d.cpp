@@ -9,7 +9,6 @@
 #include "../common/checks.h"
 #include "../common/pool2d.h"
 #include "../emulate/emulate.h"
-#include "../kernels/max_pool2d.h"
 #include "../runtime.h"
 #include "pool_rows.h"
 
@@ -74,7 +73,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x,
   at::Tensor out = at::empty(sizes, input.options());
   at::Tensor offsets = at::empty(sizes, input.options().dtype(pool_offset_dtype(p)));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "max_pool2d", [&] {
-    kernels::dispatch_offset_type(offsets.scalar_type(), [&](auto offset_tag) {
+    dispatch_offset_type(offsets.scalar_type(), [&](auto offset_tag) {
       using offset_t = decltype(offset_tag);
       cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
         const scalar_t* in = input.const_data_ptr<scalar_t>();
@@ -126,7 +125,7 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
   const WindowCells window(p);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pool2d_backward", [&] {
-    kernels::dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
+    dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
       const scalar_t* g = grad.const_data_ptr<scalar_t>();
       const offset_t* off = offs.const_data_ptr<offset_t>();

@@ -44,15 +44,6 @@ struct MaxPool2dBackwardKernel {
   }
 };
 
-// Calls f(offset_t{}) with the C++ type of the offsets tensor.
-template <class F>
-void dispatch_offset_type(at::ScalarType dtype, const F& f) {
-  if (dtype == at::kByte)
-    f(uint8_t{});
-  else
-    f(int32_t{});
-}
-
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
                                                       at::IntArrayRef kernel_size,
