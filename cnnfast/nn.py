@@ -61,3 +61,8 @@ class ReLU(_FromTorch, torch.nn.ReLU):
 class Tanh(_FromTorch, torch.nn.Tanh):
     def forward(self, x):
         return ops.tanh(x)
+
+
+class LocalResponseNorm(_FromTorch, torch.nn.LocalResponseNorm):
+    def forward(self, x):
+        return ops.local_response_norm(x, self.size, self.alpha, self.beta, self.k)

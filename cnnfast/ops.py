@@ -59,6 +59,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return _ops.avg_pool2d(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
 
 
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """F.local_response_norm: each value divided by (k + alpha / size * the
+    sum of squares over `size` neighbouring channels) ** beta."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"cnnfast.local_response_norm: size must be an int, got {size!r}")
+    return _ops.local_response_norm(x, size, float(alpha), float(beta), float(k))
+
+
 # ---- shapes (the fake kernels) -------------------------------------------------
 
 
@@ -130,6 +138,16 @@ def _avg_pool2d_backward_fake(grad_output, input_size, kernel_size, stride, padd
     return grad_output.new_empty(input_size)
 
 
+@torch.library.register_fake("cnnfast::local_response_norm")
+def _local_response_norm_fake(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("cnnfast::_local_response_norm_backward")
+def _local_response_norm_backward_fake(grad_output, x, output, size, alpha, beta, k):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 # ---- autograd ------------------------------------------------------------------
 
 
@@ -174,9 +192,24 @@ def _avg_pool2d_backward(ctx, grad_output):
     return grad_x, None, None, None, None, None
 
 
+def _local_response_norm_setup(ctx, inputs, output):
+    x, size, alpha, beta, k = inputs
+    ctx.save_for_backward(x, output)
+    ctx.arguments = (size, alpha, beta, k)
+
+
+def _local_response_norm_backward(ctx, grad_output):
+    x, output = ctx.saved_tensors
+    grad_x = _ops._local_response_norm_backward(grad_output, x, output, *ctx.arguments)
+    return grad_x, None, None, None, None
+
+
 torch.library.register_autograd("cnnfast::relu", _relu_backward, setup_context=_save_output)
 torch.library.register_autograd("cnnfast::tanh", _tanh_backward, setup_context=_save_output)
 torch.library.register_autograd(
     "cnnfast::_max_pool2d_with_offsets", _max_pool2d_backward, setup_context=_max_pool2d_setup
 )
 torch.library.register_autograd("cnnfast::avg_pool2d", _avg_pool2d_backward, setup_context=_avg_pool2d_setup)
+torch.library.register_autograd(
+    "cnnfast::local_response_norm", _local_response_norm_backward, setup_context=_local_response_norm_setup
+)

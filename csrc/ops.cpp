@@ -44,6 +44,13 @@ TORCH_LIBRARY(cnnfast, m) {
   m.def(
       "_avg_pool2d_backward(Tensor grad_output, SymInt[] input_size, int[2] kernel_size, "
       "int[2] stride, int[2] padding, bool count_include_pad) -> Tensor");
+
+  m.def(
+      "local_response_norm(Tensor x, int size, float alpha=1e-4, float beta=0.75, float k=1.0) "
+      "-> Tensor");
+  m.def(
+      "_local_response_norm_backward(Tensor grad_output, Tensor x, Tensor output, int size, "
+      "float alpha, float beta, float k) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(cnnfast, CompositeImplicitAutograd, m) {

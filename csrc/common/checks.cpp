@@ -1,6 +1,7 @@
 #include "checks.h"
 
 #include <c10/util/Exception.h>
+#include <c10/util/accumulate.h>
 
 namespace cnnfast {
 
@@ -130,6 +131,22 @@ std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProble
   sizes[sizes.size() - 2] = p.out_h;
   sizes[sizes.size() - 1] = p.out_w;
   return sizes;
+}
+
+LrnProblem lrn_problem(const at::Tensor& x, int64_t size, double alpha, double beta, double k,
+                       const char* op) {
+  TORCH_CHECK(x.dim() >= 3, "cnnfast.", op,
+              ": x must have 3 or more dimensions (N, C, ...), got shape ", x.sizes());
+  TORCH_CHECK(size > 0, "cnnfast.", op, ": size must be positive, got ", size);
+  LrnProblem p;
+  p.batch = x.size(0);
+  p.channels = x.size(1);
+  p.pixels = c10::multiply_integers(x.sizes().slice(2));
+  p.size = size;
+  p.alpha = alpha;
+  p.beta = beta;
+  p.k = k;
+  return p;
 }
 
 at::ScalarType pool_offset_dtype(const Pool2dProblem& p) {

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include "lrn.h"
 #include "pool2d.h"
 
 namespace cnnfast {
@@ -35,6 +36,11 @@ Pool2dProblem pool2d_backward_problem(const at::Tensor& grad_output,
 
 // Sizes of a pooled tensor: the input's leading dimensions, then out_h×out_w.
 std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProblem& p);
+
+// An LRN problem from the input (3 or more dims: N, C, then pixels) and
+// torch's arguments.
+LrnProblem lrn_problem(const at::Tensor& x, int64_t size, double alpha, double beta, double k,
+                       const char* op);
 
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.

@@ -30,5 +30,11 @@ at::Tensor avg_pool2d_backward(const at::Tensor& grad_output, c10::SymIntArrayRe
                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                at::IntArrayRef padding, bool count_include_pad);
 
+at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double alpha,
+                                       double beta, double k);
+at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                        const at::Tensor& output, int64_t size, double alpha,
+                                        double beta, double k);
+
 }  // namespace emulate
 }  // namespace cnnfast
