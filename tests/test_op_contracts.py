@@ -23,6 +23,8 @@ def test_gradcheck(device):
         lambda t: cnnfast.max_pool2d(t, (2, 3), (1, 2)),
         lambda t: cnnfast.avg_pool2d(t, 3, 2, 1, True, False),
         lambda t: cnnfast.avg_pool2d(t, (3, 2), 1, (1, 0), False, True),
+        lambda t: cnnfast.local_response_norm(t, 3, 0.5, 0.75, 2.0),
+        lambda t: cnnfast.local_response_norm(t, 2, 0.3, 0.6, 1.0),
     ]
     for fn in functions:
         assert torch.autograd.gradcheck(fn, (x,))
@@ -45,6 +47,9 @@ def opcheck_cases(device):
         (ops._max_pool2d_backward, (grad_pool, offsets, list(x.shape), [3, 3], [2, 2], [1, 1])),
         (ops.avg_pool2d, (x, [3, 3], [2, 2], [1, 1], True, False)),
         (ops._avg_pool2d_backward, (grad_pool, list(x.shape), [3, 3], [2, 2], [1, 1], False)),
+        (ops.local_response_norm, (x, 3, 0.5, 0.75, 2.0)),
+        (ops.local_response_norm, (x.transpose(1, 3), 4, 0.5, 0.6, 1.0)),
+        (ops._local_response_norm_backward, (torch.randn_like(x), x, y, 3, 0.5, 0.75, 2.0)),
     ]
 
 
@@ -58,6 +63,7 @@ def test_opcheck(device):
 def test_compile_fullgraph(device):
     def stage(t):
         t = cnnfast.relu(t)
+        t = cnnfast.local_response_norm(t, 3, 0.1, 0.75, 2.0)
         t = cnnfast.max_pool2d(t, 3, 2, 1)
         t = cnnfast.avg_pool2d(t, 2, ceil_mode=True)
         return cnnfast.tanh(t)
@@ -77,3 +83,4 @@ def test_meta_tensors_give_shapes():
     assert cnnfast.max_pool2d(x, 3, 2).shape == (8, 96, 27, 27)
     assert cnnfast.avg_pool2d(x, 2, ceil_mode=True).shape == (8, 96, 28, 28)
     assert cnnfast.relu(x).shape == x.shape
+    assert cnnfast.local_response_norm(x, 5).shape == x.shape

@@ -83,3 +83,22 @@ def test_activations_match_torch(shape, scale, dtype):
     x = (scale * torch.randn(shape)).to(dtype)
     torch.testing.assert_close(cnnfast.relu(x), torch.relu(x))
     torch.testing.assert_close(cnnfast.tanh(x), torch.tanh(x), rtol=3e-7, atol=1e-7)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 5), st.integers(1, 5)),
+    size=st.integers(1, 14),
+    alpha=st.floats(1e-5, 2.0),
+    beta=st.sampled_from([0.5, 0.75, 1.0]) | st.floats(0.1, 2.0),
+    k=st.floats(0.5, 3.0),
+)
+def test_local_response_norm_matches_torch(shape, size, alpha, beta, k):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ours = cnnfast.local_response_norm(x, size, alpha, beta, k)
+    theirs = F.local_response_norm(x, size, alpha, beta, k)
+    torch.testing.assert_close(ours, theirs)
+    grad = torch.randn_like(theirs)
+    (g,) = torch.autograd.grad(ours, x, grad)
+    (g_ref,) = torch.autograd.grad(theirs, x, grad)
+    torch.testing.assert_close(g, g_ref)

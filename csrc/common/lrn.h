@@ -24,9 +24,7 @@ struct LrnProblem {
   CNNFAST_HD double scale() const { return alpha / static_cast<double>(size); }
 };
 
-// Sums in double for float and double inputs (a sliding sum subtracts what
-// it added: in float its error would grow along the channels), in float for
-// the 16-bit types.
+// Sums in double for float and double inputs, in float for the 16-bit types.
 template <class T>
 struct LrnSumType {
   using type = double;
@@ -42,43 +40,44 @@ struct LrnSumType<c10::BFloat16> {
 template <class T>
 using lrn_sum_type = typename LrnSumType<T>::type;
 
-// Sum of squares over the window [c - before, c + after] of one pixel's
-// channel column, kept up to date as c moves one channel at a time.
-template <class T>
-struct SquareWindow {
-  using sum_t = lrn_sum_type<T>;
-  const T* column;
-  int64_t stride, channels, before, after;
-  sum_t sum = 0;
+// The window sums are summed afresh for every channel (size terms), not
+// slid by adding the entering term and subtracting the leaving one: a
+// subtraction leaves a rounding residue where torch's sum of an all-zero
+// window is exactly 0 (with k = 0 that is 0 / 0 = NaN, not 0), and an inf
+// that enters a sliding sum turns every later channel into NaN.
 
-  CNNFAST_HD sum_t square(int64_t c) const {
-    if (c < 0 || c >= channels) return 0;
-    const sum_t v = static_cast<sum_t>(column[c * stride]);
-    return v * v;
-  }
-  // Start at channel c (summing its whole window).
-  CNNFAST_HD void start(int64_t c) {
-    sum = 0;
-    for (int64_t i = c - before; i <= c + after; ++i) sum += square(i);
-  }
-  // Move from channel c - 1 to channel c.
-  CNNFAST_HD void advance(int64_t c) { sum += square(c + after) - square(c - before - 1); }
-};
+// Sum of v(c') over the channels c' in [first, last] that exist.
+template <class sum_t, class Value>
+CNNFAST_INLINE sum_t channel_window_sum(int64_t first, int64_t last, int64_t channels,
+                                        const Value& v) {
+  sum_t sum = 0;
+  for (int64_t c = max_i64(first, 0); c <= min_i64(last, channels - 1); ++c) sum += v(c);
+  return sum;
+}
 
 template <class sum_t>
 CNNFAST_INLINE sum_t lrn_denominator_base(const LrnProblem& p, sum_t square_sum) {
   return static_cast<sum_t>(p.k) + static_cast<sum_t>(p.scale()) * square_sum;
 }
 
+// s[c] of one pixel's channel column.
+template <class T>
+CNNFAST_INLINE lrn_sum_type<T> lrn_column_base(const T* x, int64_t stride, const LrnProblem& p,
+                                               int64_t c) {
+  using sum_t = lrn_sum_type<T>;
+  return lrn_denominator_base(
+      p, channel_window_sum<sum_t>(c - p.before(), c + p.after(), p.channels, [&](int64_t i) {
+        const sum_t v = static_cast<sum_t>(x[i * stride]);
+        return v * v;
+      }));
+}
+
 // One pixel's channel column, forward: out[c] = x[c] * s[c]^-beta.
 template <class T>
 CNNFAST_INLINE void lrn_column_forward(const T* x, T* out, int64_t stride, const LrnProblem& p) {
   using sum_t = lrn_sum_type<T>;
-  SquareWindow<T> window{x, stride, p.channels, p.before(), p.after()};
-  window.start(0);
   for (int64_t c = 0; c < p.channels; ++c) {
-    if (c > 0) window.advance(c);
-    const sum_t s = lrn_denominator_base(p, window.sum);
+    const sum_t s = lrn_column_base(x, stride, p, c);
     out[c * stride] = static_cast<T>(static_cast<sum_t>(x[c * stride]) *
                                      std::pow(s, -static_cast<sum_t>(p.beta)));
   }
@@ -88,43 +87,22 @@ CNNFAST_INLINE void lrn_column_forward(const T* x, T* out, int64_t stride, const
 //   grad_x[j] = g[j] s[j]^-beta
 //             - 2 alpha beta / size * x[j] * sum over c in [j - after, j + before] of g[c] out[c] / s[c]
 // (channel c's window holds j exactly when j - after <= c <= j + before).
-// Three sliding square sums give s at j, at the window's leading channel
-// j + before and at the channel j - after - 1 that leaves it.
 template <class T>
 CNNFAST_INLINE void lrn_column_backward(const T* x, const T* grad_out, const T* out, T* grad_x,
                                         int64_t stride, const LrnProblem& p) {
   using sum_t = lrn_sum_type<T>;
-  const int64_t C = p.channels, before = p.before(), after = p.after();
-  const sum_t neg_beta = -static_cast<sum_t>(p.beta);
   const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
-  SquareWindow<T> center{x, stride, C, before, after};
-  SquareWindow<T> lead = center, trail = center;
-  // g[c] out[c] / s[c], zero outside the channels.
-  const auto ratio = [&](int64_t c, sum_t square_sum) -> sum_t {
-    if (c < 0 || c >= C) return 0;
+  const auto ratio = [&](int64_t c) {
     return static_cast<sum_t>(grad_out[c * stride]) * static_cast<sum_t>(out[c * stride]) /
-           lrn_denominator_base(p, square_sum);
+           lrn_column_base(x, stride, p, c);
   };
-  center.start(0);
-  lead.start(before);
-  trail.start(-after - 1);
-  sum_t ratio_sum = 0;
-  for (int64_t c = 0; c <= before && c < C; ++c) {
-    SquareWindow<T> w = center;
-    w.start(c);
-    ratio_sum += ratio(c, w.sum);
-  }
-  for (int64_t j = 0; j < C; ++j) {
-    if (j > 0) {
-      center.advance(j);
-      lead.advance(j + before);
-      trail.advance(j - after - 1);
-      ratio_sum += ratio(j + before, lead.sum) - ratio(j - after - 1, trail.sum);
-    }
-    const sum_t s = lrn_denominator_base(p, center.sum);
-    const sum_t g = static_cast<sum_t>(grad_out[j * stride]);
-    const sum_t xj = static_cast<sum_t>(x[j * stride]);
-    grad_x[j * stride] = static_cast<T>(g * std::pow(s, neg_beta) - coefficient * xj * ratio_sum);
+  for (int64_t j = 0; j < p.channels; ++j) {
+    const sum_t ratio_sum =
+        channel_window_sum<sum_t>(j - p.after(), j + p.before(), p.channels, ratio);
+    const sum_t s = lrn_column_base(x, stride, p, j);
+    grad_x[j * stride] = static_cast<T>(
+        static_cast<sum_t>(grad_out[j * stride]) * std::pow(s, -static_cast<sum_t>(p.beta)) -
+        coefficient * static_cast<sum_t>(x[j * stride]) * ratio_sum);
   }
 }
 

@@ -17,7 +17,7 @@ namespace {
 
 // The CPU kernels work on blocks of pixels of one sample and vectorize
 // across the block: each channel row of a block is contiguous. A block's
-// running sums and ratios (channels × kPixelBlock) stay in L2.
+// squares and ratios (channels × kPixelBlock each) stay in L2.
 constexpr int64_t kPixelBlock = 256;
 
 // s^-beta. AlexNet's beta = 0.75 (and 0.5, 1) take square roots and a
@@ -52,101 +52,106 @@ void dispatch_power(double beta, const F& f) {
     f(InversePowerGeneric{});
 }
 
-// Adds sign * x[c]^2 to every pixel's running sum, when c is a channel.
+// Writes squares[c * kPixelBlock + b] = x[c][b]^2 for the block.
 template <class scalar_t, class sum_t>
-void slide(sum_t* sum, const scalar_t* x, int64_t c, int64_t width, const LrnProblem& p,
-           sum_t sign) {
-  if (c < 0 || c >= p.channels) return;
-  const scalar_t* row = x + c * p.pixels;
+void square_block(const scalar_t* x, int64_t width, const LrnProblem& p, sum_t* squares) {
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const scalar_t* row = x + c * p.pixels;
+    sum_t* dst = squares + c * kPixelBlock;
 #pragma omp simd
-  for (int64_t b = 0; b < width; ++b) {
-    const sum_t v = static_cast<sum_t>(row[b]);
-    sum[b] += sign * v * v;
+    for (int64_t b = 0; b < width; ++b) {
+      const sum_t v = static_cast<sum_t>(row[b]);
+      dst[b] = v * v;
+    }
   }
 }
 
-// Visits every channel of a block with the window's square sums:
-// visit(c, sum) with sum[b] = x[c - before .. c + after]^2 summed for pixel b.
-template <class scalar_t, class sum_t, class Visit>
-void for_each_channel_window(const scalar_t* x, int64_t width, const LrnProblem& p, sum_t* sum,
-                             const Visit& visit) {
+// sum[b] = rows[first][b] + ... + rows[last][b] over the channels that
+// exist (rows of kPixelBlock), summed afresh for each window: see
+// csrc/common/lrn.h for why the sums do not slide.
+template <class sum_t>
+void window_sum(const sum_t* rows, int64_t first, int64_t last, int64_t width,
+                const LrnProblem& p, sum_t* sum) {
   std::fill(sum, sum + width, sum_t(0));
-  for (int64_t c = 0; c <= p.after(); ++c) slide(sum, x, c, width, p, sum_t(1));
-  for (int64_t c = 0; c < p.channels; ++c) {
-    if (c > 0) {
-      slide(sum, x, c + p.after(), width, p, sum_t(1));
-      slide(sum, x, c - p.before() - 1, width, p, sum_t(-1));
-    }
-    visit(c, static_cast<const sum_t*>(sum));
+  for (int64_t c = std::max<int64_t>(first, 0); c <= std::min(last, p.channels - 1); ++c) {
+    const sum_t* row = rows + c * kPixelBlock;
+#pragma omp simd
+    for (int64_t b = 0; b < width; ++b) sum[b] += row[b];
   }
 }
+
+// Scratch of one block: one row of sums, then channels rows of squares,
+// then (backward) channels rows of ratios.
+template <class sum_t>
+struct BlockScratch {
+  sum_t* sum;
+  sum_t* squares;
+  sum_t* ratios;
+  BlockScratch(sum_t* buffer, const LrnProblem& p)
+      : sum(buffer), squares(buffer + kPixelBlock), ratios(squares + p.channels * kPixelBlock) {}
+  static int64_t size(const LrnProblem& p) { return kPixelBlock * (1 + 2 * p.channels); }
+};
 
 template <class scalar_t, class Power>
 void lrn_forward_block(const scalar_t* x, scalar_t* out, int64_t width, const LrnProblem& p,
-                       lrn_sum_type<scalar_t>* sum) {
+                       BlockScratch<lrn_sum_type<scalar_t>> scratch) {
   using sum_t = lrn_sum_type<scalar_t>;
   const sum_t k = static_cast<sum_t>(p.k), scale = static_cast<sum_t>(p.scale());
   const scalar_t beta = static_cast<scalar_t>(p.beta);
-  for_each_channel_window(x, width, p, sum, [&](int64_t c, const sum_t* window) {
+  square_block(x, width, p, scratch.squares);
+  for (int64_t c = 0; c < p.channels; ++c) {
+    window_sum(scratch.squares, c - p.before(), c + p.after(), width, p, scratch.sum);
     const scalar_t* in = x + c * p.pixels;
     scalar_t* dst = out + c * p.pixels;
+    const sum_t* sum = scratch.sum;
 #pragma omp simd
     for (int64_t b = 0; b < width; ++b)
-      dst[b] = in[b] * Power::apply(static_cast<scalar_t>(k + scale * window[b]), beta);
-  });
+      dst[b] = in[b] * Power::apply(static_cast<scalar_t>(k + scale * sum[b]), beta);
+  }
 }
 
 // Backward in two sweeps over the channels of a block: the first writes
-// g * s^-beta and keeps g * out / s per channel, the second slides the sum
-// of those ratios over each channel's transposed window.
+// g * s^-beta and keeps g * out / s per channel, the second sums those
+// ratios over each channel's transposed window [j - after, j + before].
 template <class scalar_t, class Power>
 void lrn_backward_block(const scalar_t* x, const scalar_t* grad, const scalar_t* out,
                         scalar_t* grad_x, int64_t width, const LrnProblem& p,
-                        lrn_sum_type<scalar_t>* sum, lrn_sum_type<scalar_t>* ratios) {
+                        BlockScratch<lrn_sum_type<scalar_t>> scratch) {
   using sum_t = lrn_sum_type<scalar_t>;
   const sum_t k = static_cast<sum_t>(p.k), scale = static_cast<sum_t>(p.scale());
   const scalar_t beta = static_cast<scalar_t>(p.beta);
-  for_each_channel_window(x, width, p, sum, [&](int64_t c, const sum_t* window) {
+  square_block(x, width, p, scratch.squares);
+  for (int64_t c = 0; c < p.channels; ++c) {
+    window_sum(scratch.squares, c - p.before(), c + p.after(), width, p, scratch.sum);
     const int64_t row = c * p.pixels;
-    sum_t* ratio = ratios + c * kPixelBlock;
+    const sum_t* sum = scratch.sum;
+    sum_t* ratio = scratch.ratios + c * kPixelBlock;
 #pragma omp simd
     for (int64_t b = 0; b < width; ++b) {
-      const sum_t s = k + scale * window[b];
+      const sum_t s = k + scale * sum[b];
       grad_x[row + b] = grad[row + b] * Power::apply(static_cast<scalar_t>(s), beta);
       ratio[b] = static_cast<sum_t>(grad[row + b]) * static_cast<sum_t>(out[row + b]) / s;
     }
-  });
-  // ratio_sum[b] over channels [j - after, j + before]: reuse `sum`.
-  const auto add_ratio = [&](int64_t c, sum_t sign) {
-    if (c < 0 || c >= p.channels) return;
-    const sum_t* ratio = ratios + c * kPixelBlock;
-#pragma omp simd
-    for (int64_t b = 0; b < width; ++b) sum[b] += sign * ratio[b];
-  };
-  std::fill(sum, sum + width, sum_t(0));
-  for (int64_t c = 0; c <= p.before(); ++c) add_ratio(c, sum_t(1));
+  }
   const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
   for (int64_t j = 0; j < p.channels; ++j) {
-    if (j > 0) {
-      add_ratio(j + p.before(), sum_t(1));
-      add_ratio(j - p.after() - 1, sum_t(-1));
-    }
+    window_sum(scratch.ratios, j - p.after(), j + p.before(), width, p, scratch.sum);
     const int64_t row = j * p.pixels;
+    const sum_t* sum = scratch.sum;
 #pragma omp simd
     for (int64_t b = 0; b < width; ++b)
-      grad_x[row + b] = static_cast<scalar_t>(
-          static_cast<sum_t>(grad_x[row + b]) -
-          coefficient * static_cast<sum_t>(x[row + b]) * sum[b]);
+      grad_x[row + b] = static_cast<scalar_t>(static_cast<sum_t>(grad_x[row + b]) -
+                                              coefficient * static_cast<sum_t>(x[row + b]) * sum[b]);
   }
 }
 
 // Runs block_fn(offset, width, scratch) over every pixel block of every
 // sample, in parallel; offset is where the block's channel 0 starts.
 template <class sum_t, class F>
-void for_each_pixel_block(const LrnProblem& p, int64_t scratch_size, const F& block_fn) {
+void for_each_pixel_block(const LrnProblem& p, const F& block_fn) {
   const int64_t blocks = (p.pixels + kPixelBlock - 1) / kPixelBlock;
   at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<sum_t> scratch(static_cast<size_t>(scratch_size));
+    std::vector<sum_t> scratch(static_cast<size_t>(BlockScratch<sum_t>::size(p)));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks, first = (task % blocks) * kPixelBlock;
       block_fn(n * p.channels * p.pixels + first, std::min(kPixelBlock, p.pixels - first),
@@ -168,8 +173,9 @@ at::Tensor local_response_norm_cpu(const at::Tensor& x, int64_t size, double alp
     const scalar_t* in = input.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
     dispatch_power(beta, [&](auto power) {
-      for_each_pixel_block<sum_t>(p, kPixelBlock, [&](int64_t offset, int64_t width, sum_t* sum) {
-        lrn_forward_block<scalar_t, decltype(power)>(in + offset, dst + offset, width, p, sum);
+      for_each_pixel_block<sum_t>(p, [&](int64_t offset, int64_t width, sum_t* buffer) {
+        lrn_forward_block<scalar_t, decltype(power)>(in + offset, dst + offset, width, p,
+                                                     BlockScratch<sum_t>(buffer, p));
       });
     });
   });
@@ -196,12 +202,11 @@ at::Tensor local_response_norm_backward_cpu(const at::Tensor& grad_output, const
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
     const scalar_t* y = out.const_data_ptr<scalar_t>();
     scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
-    const int64_t scratch = kPixelBlock * (1 + p.channels);  // sums, then ratios
     dispatch_power(beta, [&](auto power) {
-      for_each_pixel_block<sum_t>(p, scratch, [&](int64_t offset, int64_t width, sum_t* buffer) {
+      for_each_pixel_block<sum_t>(p, [&](int64_t offset, int64_t width, sum_t* buffer) {
         lrn_backward_block<scalar_t, decltype(power)>(in + offset, g + offset, y + offset,
-                                                      dst + offset, width, p, buffer,
-                                                      buffer + kPixelBlock);
+                                                      dst + offset, width, p,
+                                                      BlockScratch<sum_t>(buffer, p));
       });
     });
   });
