@@ -144,7 +144,7 @@ def _local_response_norm_fake(x, size, alpha=1e-4, beta=0.75, k=1.0):
 
 
 @torch.library.register_fake("cnnfast::_local_response_norm_backward")
-def _local_response_norm_backward_fake(grad_output, x, output, size, alpha, beta, k):
+def _local_response_norm_backward_fake(grad_output, x, size, alpha, beta, k):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
@@ -193,14 +193,16 @@ def _avg_pool2d_backward(ctx, grad_output):
 
 
 def _local_response_norm_setup(ctx, inputs, output):
+    # Backward recomputes the denominators from x: nothing of full size is
+    # saved beyond the input (benchmarks/RESULTS.md has the trade).
     x, size, alpha, beta, k = inputs
-    ctx.save_for_backward(x, output)
+    ctx.save_for_backward(x)
     ctx.arguments = (size, alpha, beta, k)
 
 
 def _local_response_norm_backward(ctx, grad_output):
-    x, output = ctx.saved_tensors
-    grad_x = _ops._local_response_norm_backward(grad_output, x, output, *ctx.arguments)
+    (x,) = ctx.saved_tensors
+    grad_x = _ops._local_response_norm_backward(grad_output, x, *ctx.arguments)
     return grad_x, None, None, None, None
 
 

@@ -49,8 +49,8 @@ TORCH_LIBRARY(cnnfast, m) {
       "local_response_norm(Tensor x, int size, float alpha=1e-4, float beta=0.75, float k=1.0) "
       "-> Tensor");
   m.def(
-      "_local_response_norm_backward(Tensor grad_output, Tensor x, Tensor output, int size, "
-      "float alpha, float beta, float k) -> Tensor");
+      "_local_response_norm_backward(Tensor grad_output, Tensor x, int size, float alpha, "
+      "float beta, float k) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(cnnfast, CompositeImplicitAutograd, m) {

@@ -1,9 +1,16 @@
 """pytest hooks for the suite; shared helpers live in helpers.py."""
 
-import pytest
-import torch
+import os
 
-from helpers import CUDA, EMULATING
+# torch.compile's on-disk caches outlive a rebuild of the extension: a graph
+# cached against an older op schema would be replayed. Compile afresh.
+os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "0")
+os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "0")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from helpers import CUDA, EMULATING  # noqa: E402
 
 
 def pytest_report_header(config):

@@ -112,4 +112,4 @@ def test_bad_input(device):
         cnnfast.local_response_norm(x, 2.5)
     backward = torch.ops.cnnfast._local_response_norm_backward
     with pytest.raises(RuntimeError, match="same shape"):
-        backward(x, x, x[:1], 3, 1e-4, 0.75, 1.0)
+        backward(x[:1], x, 3, 1e-4, 0.75, 1.0)

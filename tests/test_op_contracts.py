@@ -49,7 +49,7 @@ def opcheck_cases(device):
         (ops._avg_pool2d_backward, (grad_pool, list(x.shape), [3, 3], [2, 2], [1, 1], False)),
         (ops.local_response_norm, (x, 3, 0.5, 0.75, 2.0)),
         (ops.local_response_norm, (x.transpose(1, 3), 4, 0.5, 0.6, 1.0)),
-        (ops._local_response_norm_backward, (torch.randn_like(x), x, y, 3, 0.5, 0.75, 2.0)),
+        (ops._local_response_norm_backward, (torch.randn_like(x), x, 3, 0.5, 0.75, 2.0)),
     ]
 
 

@@ -60,50 +60,50 @@ CNNFAST_INLINE sum_t lrn_denominator_base(const LrnProblem& p, sum_t square_sum)
   return static_cast<sum_t>(p.k) + static_cast<sum_t>(p.scale()) * square_sum;
 }
 
-// s[c] of one pixel's channel column.
-template <class T>
-CNNFAST_INLINE lrn_sum_type<T> lrn_column_base(const T* x, int64_t stride, const LrnProblem& p,
-                                               int64_t c) {
-  using sum_t = lrn_sum_type<T>;
+// s[c] of one pixel's channel column; input(i) reads channel i.
+template <class sum_t, class Input>
+CNNFAST_INLINE sum_t lrn_base_at(const Input& input, const LrnProblem& p, int64_t c) {
   return lrn_denominator_base(
       p, channel_window_sum<sum_t>(c - p.before(), c + p.after(), p.channels, [&](int64_t i) {
-        const sum_t v = static_cast<sum_t>(x[i * stride]);
+        const sum_t v = input(i);
         return v * v;
       }));
 }
 
-// One pixel's channel column, forward: out[c] = x[c] * s[c]^-beta.
-template <class T>
-CNNFAST_INLINE void lrn_column_forward(const T* x, T* out, int64_t stride, const LrnProblem& p) {
-  using sum_t = lrn_sum_type<T>;
-  for (int64_t c = 0; c < p.channels; ++c) {
-    const sum_t s = lrn_column_base(x, stride, p, c);
-    out[c * stride] = static_cast<T>(static_cast<sum_t>(x[c * stride]) *
-                                     std::pow(s, -static_cast<sum_t>(p.beta)));
-  }
+// LRN's value at channel c: input(c) * s[c]^-beta.
+template <class sum_t, class Input>
+CNNFAST_INLINE sum_t lrn_value_at(const Input& input, const LrnProblem& p, int64_t c) {
+  return input(c) * std::pow(lrn_base_at<sum_t>(input, p, c), -static_cast<sum_t>(p.beta));
 }
 
-// One pixel's channel column, backward, recomputing the denominators:
-//   grad_x[j] = g[j] s[j]^-beta
-//             - 2 alpha beta / size * x[j] * sum over c in [j - after, j + before] of g[c] out[c] / s[c]
+// The gradient at channel j of one pixel's column, recomputing the
+// denominators; input(i) and grad(i) read channel i of the input and of
+// the gradient of LRN's output:
+//   g[j] s[j]^-beta - 2 alpha beta / size * x[j] * sum over c in [j - after, j + before]
+//                                                   of g[c] x[c] s[c]^(-beta - 1)
 // (channel c's window holds j exactly when j - after <= c <= j + before).
-template <class T>
-CNNFAST_INLINE void lrn_column_backward(const T* x, const T* grad_out, const T* out, T* grad_x,
-                                        int64_t stride, const LrnProblem& p) {
-  using sum_t = lrn_sum_type<T>;
-  const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
+template <class sum_t, class Input, class Grad>
+CNNFAST_INLINE sum_t lrn_grad_at(const Input& input, const Grad& grad, const LrnProblem& p,
+                                 int64_t j) {
+  const sum_t neg_beta = -static_cast<sum_t>(p.beta);
   const auto ratio = [&](int64_t c) {
-    return static_cast<sum_t>(grad_out[c * stride]) * static_cast<sum_t>(out[c * stride]) /
-           lrn_column_base(x, stride, p, c);
+    const sum_t s = lrn_base_at<sum_t>(input, p, c);
+    return grad(c) * input(c) * std::pow(s, neg_beta) / s;
   };
-  for (int64_t j = 0; j < p.channels; ++j) {
-    const sum_t ratio_sum =
-        channel_window_sum<sum_t>(j - p.after(), j + p.before(), p.channels, ratio);
-    const sum_t s = lrn_column_base(x, stride, p, j);
-    grad_x[j * stride] = static_cast<T>(
-        static_cast<sum_t>(grad_out[j * stride]) * std::pow(s, -static_cast<sum_t>(p.beta)) -
-        coefficient * static_cast<sum_t>(x[j * stride]) * ratio_sum);
-  }
+  const sum_t ratio_sum = channel_window_sum<sum_t>(j - p.after(), j + p.before(), p.channels, ratio);
+  const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
+  return grad(j) * std::pow(lrn_base_at<sum_t>(input, p, j), neg_beta) -
+         coefficient * input(j) * ratio_sum;
 }
+
+// Reads channel i of a column of T with the given channel stride, in sum_t.
+template <class T>
+struct ColumnReader {
+  const T* column;
+  int64_t stride;
+  CNNFAST_HD lrn_sum_type<T> operator()(int64_t i) const {
+    return static_cast<lrn_sum_type<T>>(column[i * stride]);
+  }
+};
 
 }  // namespace cnnfast

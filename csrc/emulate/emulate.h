@@ -33,8 +33,7 @@ at::Tensor avg_pool2d_backward(const at::Tensor& grad_output, c10::SymIntArrayRe
 at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double alpha,
                                        double beta, double k);
 at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
-                                        const at::Tensor& output, int64_t size, double alpha,
-                                        double beta, double k);
+                                        int64_t size, double alpha, double beta, double k);
 
 }  // namespace emulate
 }  // namespace cnnfast

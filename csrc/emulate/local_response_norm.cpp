@@ -11,10 +11,9 @@ at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double
 }
 
 at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
-                                        const at::Tensor& output, int64_t size, double alpha,
-                                        double beta, double k) {
-  return kernels::local_response_norm_backward<HostLauncher>(grad_output, x, output, size, alpha,
-                                                             beta, k);
+                                        int64_t size, double alpha, double beta, double k) {
+  return kernels::local_response_norm_backward<HostLauncher>(grad_output, x, size, alpha, beta,
+                                                             k);
 }
 
 }  // namespace emulate

@@ -1,6 +1,6 @@
 #pragma once
-// LRN: one thread per (sample, pixel) walks that pixel's channel column,
-// forward and backward (csrc/common/lrn.h has the column functions).
+// LRN: one thread per element, reading its pixel's channel column
+// (csrc/common/lrn.h has the per-channel functions).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -12,9 +12,14 @@
 namespace cnnfast {
 namespace kernels {
 
-// Offset of the column of (sample, pixel) number i.
-CNNFAST_INLINE int64_t lrn_column_start(int64_t i, const LrnProblem& p) {
-  return (i / p.pixels) * p.channels * p.pixels + i % p.pixels;
+// One thread per element: element (n, c, pixel) reads its pixel's channel
+// column (channel stride = pixels).
+struct LrnCell {
+  const int64_t column, channel;
+};
+CNNFAST_INLINE LrnCell lrn_cell(int64_t i, const LrnProblem& p) {
+  const int64_t plane = i / p.pixels;
+  return {(plane / p.channels) * p.channels * p.pixels + i % p.pixels, plane % p.channels};
 }
 
 template <class scalar_t>
@@ -23,10 +28,12 @@ struct LrnForwardKernel {
   scalar_t* out;
   LrnProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.batch * p.pixels;
+    using sum_t = lrn_sum_type<scalar_t>;
+    const int64_t n = p.batch * p.channels * p.pixels;
     for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t start = lrn_column_start(i, p);
-      lrn_column_forward(x + start, out + start, p.pixels, p);
+      const LrnCell cell = lrn_cell(i, p);
+      const ColumnReader<scalar_t> input{x + cell.column, p.pixels};
+      out[i] = static_cast<scalar_t>(lrn_value_at<sum_t>(input, p, cell.channel));
     }
   }
 };
@@ -35,14 +42,16 @@ template <class scalar_t>
 struct LrnBackwardKernel {
   const scalar_t* x;
   const scalar_t* grad_out;
-  const scalar_t* out;
   scalar_t* grad_x;
   LrnProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    const int64_t n = p.batch * p.pixels;
+    using sum_t = lrn_sum_type<scalar_t>;
+    const int64_t n = p.batch * p.channels * p.pixels;
     for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const int64_t start = lrn_column_start(i, p);
-      lrn_column_backward(x + start, grad_out + start, out + start, grad_x + start, p.pixels, p);
+      const LrnCell cell = lrn_cell(i, p);
+      const ColumnReader<scalar_t> input{x + cell.column, p.pixels};
+      const ColumnReader<scalar_t> grad{grad_out + cell.column, p.pixels};
+      grad_x[i] = static_cast<scalar_t>(lrn_grad_at<sum_t>(input, grad, p, cell.channel));
     }
   }
 };
@@ -57,7 +66,7 @@ at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double
   const at::Tensor input = x.contiguous();
   at::Tensor out = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lrn", [&] {
-    launcher.launch(elementwise_launch_shape(p.batch * p.pixels),
+    launcher.launch(elementwise_launch_shape(input.numel()),
                     LrnForwardKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
                                                out.mutable_data_ptr<scalar_t>(), p});
   });
@@ -66,23 +75,19 @@ at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double
 
 template <class Launcher>
 at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
-                                        const at::Tensor& output, int64_t size, double alpha,
-                                        double beta, double k) {
+                                        int64_t size, double alpha, double beta, double k) {
   const char* op = "_local_response_norm_backward";
   check_dtype(x, op, "x", /*allow_16bit=*/true);
   check_same_device_dtype(grad_output, x, op, "grad_output", "x");
-  check_same_device_dtype(output, x, op, "output", "x");
   check_same_shape(grad_output, x, op, "grad_output", "x");
-  check_same_shape(output, x, op, "output", "x");
   const LrnProblem p = lrn_problem(x, size, alpha, beta, k, op);
   Launcher launcher(x.device());
-  const at::Tensor input = x.contiguous(), grad = grad_output.contiguous(), out = output.contiguous();
+  const at::Tensor input = x.contiguous(), grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lrn_backward", [&] {
-    launcher.launch(elementwise_launch_shape(p.batch * p.pixels),
+    launcher.launch(elementwise_launch_shape(input.numel()),
                     LrnBackwardKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
                                                 grad.const_data_ptr<scalar_t>(),
-                                                out.const_data_ptr<scalar_t>(),
                                                 grad_x.mutable_data_ptr<scalar_t>(), p});
   });
   return grad_x;
