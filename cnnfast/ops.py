@@ -67,6 +67,15 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     return _ops.local_response_norm(x, size, float(alpha), float(beta), float(k))
 
 
+def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, stride=2):
+    """max_pool2d(local_response_norm(relu(x))), AlexNet's stage after conv1
+    and conv2, as one fused kernel (x is N, C, H, W; pooling without padding)."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"cnnfast.relu_lrn_max_pool2d: size must be an int, got {size!r}")
+    kernel, stride, _ = _pool_args("relu_lrn_max_pool2d", kernel_size, stride, 0)
+    return _ops.relu_lrn_max_pool2d(x, size, float(alpha), float(beta), float(k), kernel, stride)
+
+
 # ---- shapes (the fake kernels) -------------------------------------------------
 
 
@@ -148,6 +157,17 @@ def _local_response_norm_backward_fake(grad_output, x, size, alpha, beta, k):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+@torch.library.register_fake("cnnfast::_relu_lrn_max_pool2d_with_offsets")
+def _relu_lrn_max_pool2d_fake(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=(3,), stride=(2,)):
+    shape, kernel = _pooled_shape(x, kernel_size, stride, 0, False)
+    return x.new_empty(shape), x.new_empty(shape, dtype=_offset_dtype(kernel))
+
+
+@torch.library.register_fake("cnnfast::_relu_lrn_max_pool2d_backward")
+def _relu_lrn_max_pool2d_backward_fake(grad_output, x, offsets, size, alpha, beta, k, kernel_size, stride):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 # ---- autograd ------------------------------------------------------------------
 
 
@@ -206,6 +226,20 @@ def _local_response_norm_backward(ctx, grad_output):
     return grad_x, None, None, None, None
 
 
+def _relu_lrn_max_pool2d_setup(ctx, inputs, output):
+    # Backward recomputes relu and LRN from x: only x and the one-byte
+    # offsets are kept.
+    x, *arguments = inputs
+    ctx.save_for_backward(x, output[1])
+    ctx.arguments = arguments
+
+
+def _relu_lrn_max_pool2d_backward(ctx, grad_output, _grad_offsets):
+    x, offsets = ctx.saved_tensors
+    grad_x = _ops._relu_lrn_max_pool2d_backward(grad_output, x, offsets, *ctx.arguments)
+    return grad_x, None, None, None, None, None, None
+
+
 torch.library.register_autograd("cnnfast::relu", _relu_backward, setup_context=_save_output)
 torch.library.register_autograd("cnnfast::tanh", _tanh_backward, setup_context=_save_output)
 torch.library.register_autograd(
@@ -214,4 +248,9 @@ torch.library.register_autograd(
 torch.library.register_autograd("cnnfast::avg_pool2d", _avg_pool2d_backward, setup_context=_avg_pool2d_setup)
 torch.library.register_autograd(
     "cnnfast::local_response_norm", _local_response_norm_backward, setup_context=_local_response_norm_setup
+)
+torch.library.register_autograd(
+    "cnnfast::_relu_lrn_max_pool2d_with_offsets",
+    _relu_lrn_max_pool2d_backward,
+    setup_context=_relu_lrn_max_pool2d_setup,
 )

@@ -20,6 +20,18 @@ at::Tensor max_pool2d(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntA
   return std::get<0>(with_offsets.call(x, kernel_size, stride, padding, ceil_mode));
 }
 
+// relu_lrn_max_pool2d likewise returns the values of the op that keeps the
+// pooling offsets.
+at::Tensor relu_lrn_max_pool2d(const at::Tensor& x, int64_t size, double alpha, double beta,
+                               double k, at::IntArrayRef kernel_size, at::IntArrayRef stride) {
+  static const auto with_offsets =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnfast::_relu_lrn_max_pool2d_with_offsets", "")
+          .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, double, double,
+                                                    double, at::IntArrayRef, at::IntArrayRef)>();
+  return std::get<0>(with_offsets.call(x, size, alpha, beta, k, kernel_size, stride));
+}
+
 }  // namespace
 
 TORCH_LIBRARY(cnnfast, m) {
@@ -51,10 +63,21 @@ TORCH_LIBRARY(cnnfast, m) {
   m.def(
       "_local_response_norm_backward(Tensor grad_output, Tensor x, int size, float alpha, "
       "float beta, float k) -> Tensor");
+
+  m.def(
+      "relu_lrn_max_pool2d(Tensor x, int size=5, float alpha=1e-4, float beta=0.75, "
+      "float k=1.0, int[2] kernel_size=3, int[2] stride=2) -> Tensor");
+  m.def(
+      "_relu_lrn_max_pool2d_with_offsets(Tensor x, int size=5, float alpha=1e-4, "
+      "float beta=0.75, float k=1.0, int[2] kernel_size=3, int[2] stride=2) -> (Tensor, Tensor)");
+  m.def(
+      "_relu_lrn_max_pool2d_backward(Tensor grad_output, Tensor x, Tensor offsets, int size, "
+      "float alpha, float beta, float k, int[2] kernel_size, int[2] stride) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(cnnfast, CompositeImplicitAutograd, m) {
   m.impl("max_pool2d", &max_pool2d);
+  m.impl("relu_lrn_max_pool2d", &relu_lrn_max_pool2d);
 }
 
 }  // namespace cnnfast

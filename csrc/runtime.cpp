@@ -44,7 +44,7 @@ std::string cuda_kernel_table() {
       "relu_forward",         "relu_backward",         "tanh_forward",
       "tanh_backward",        "max_pool2d_forward",    "max_pool2d_backward",
       "avg_pool2d_forward",   "avg_pool2d_backward",   "local_response_norm_forward",
-      "local_response_norm_backward",
+      "local_response_norm_backward", "relu_lrn_max_pool2d_forward", "relu_lrn_max_pool2d_backward",
   };
   std::string table;
   for (const char* name : kernels) table += std::string(name) + ":emulated\n";

@@ -149,6 +149,17 @@ LrnProblem lrn_problem(const at::Tensor& x, int64_t size, double alpha, double b
   return p;
 }
 
+FusedStageProblem fused_stage_problem(const at::Tensor& x, int64_t size, double alpha,
+                                      double beta, double k, at::IntArrayRef kernel_size,
+                                      at::IntArrayRef stride, const char* op) {
+  TORCH_CHECK(x.dim() == 4, "cnnfast.", op, ": x must be a 4-D (N, C, H, W) tensor, got shape ",
+              x.sizes());
+  const int64_t no_padding[] = {0};
+  return {lrn_problem(x, size, alpha, beta, k, op),
+          pool2d_problem(x, kernel_size, stride, no_padding, /*ceil_mode=*/false,
+                         /*count_include_pad=*/true, op)};
+}
+
 at::ScalarType pool_offset_dtype(const Pool2dProblem& p) {
   return p.window_cells() <= 256 ? at::kByte : at::kInt;
 }

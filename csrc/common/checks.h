@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include "fused_stage.h"
 #include "lrn.h"
 #include "pool2d.h"
 
@@ -41,6 +42,11 @@ std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProble
 // torch's arguments.
 LrnProblem lrn_problem(const at::Tensor& x, int64_t size, double alpha, double beta, double k,
                        const char* op);
+
+// The fused relu -> LRN -> max pool stage: x must be (N, C, H, W).
+FusedStageProblem fused_stage_problem(const at::Tensor& x, int64_t size, double alpha,
+                                      double beta, double k, at::IntArrayRef kernel_size,
+                                      at::IntArrayRef stride, const char* op);
 
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.

@@ -81,18 +81,17 @@ struct MaxWithOffset {
   int32_t offset;
 };
 
-template <class scalar_t>
-CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
-                                                     const Pool2dProblem& p,
-                                                     int64_t oh, int64_t ow) {
-  using acc_t = acc_type<scalar_t>;
+// The same over value(h, w) (in acc_t) instead of a stored plane.
+template <class scalar_t, class Value>
+CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value, const Pool2dProblem& p,
+                                                        int64_t oh, int64_t ow) {
   const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
   const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
-  acc_t best = static_cast<acc_t>(plane[rows.begin * p.in_w + cols.begin]);
+  auto best = value(rows.begin, cols.begin);
   int64_t best_h = rows.begin, best_w = cols.begin;
   for (int64_t h = rows.begin; h < rows.end; ++h) {
     for (int64_t w = cols.begin; w < cols.end; ++w) {
-      const acc_t v = static_cast<acc_t>(plane[h * p.in_w + w]);
+      const auto v = value(h, w);
       if (v > best || is_nan(v)) {
         best = v;
         best_h = h;
@@ -102,6 +101,15 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
   }
   return {static_cast<scalar_t>(best),
           static_cast<int32_t>((best_h - rows.first) * p.kernel_w + (best_w - cols.first))};
+}
+
+template <class scalar_t>
+CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
+                                                     const Pool2dProblem& p,
+                                                     int64_t oh, int64_t ow) {
+  return max_in_window_of<scalar_t>(
+      [&](int64_t h, int64_t w) { return static_cast<acc_type<scalar_t>>(plane[h * p.in_w + w]); },
+      p, oh, ow);
 }
 
 // Input row and column that a window offset stands for.

@@ -35,5 +35,13 @@ at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double
 at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
                                         int64_t size, double alpha, double beta, double k);
 
+std::tuple<at::Tensor, at::Tensor> relu_lrn_max_pool2d_forward(
+    const at::Tensor& x, int64_t size, double alpha, double beta, double k,
+    at::IntArrayRef kernel_size, at::IntArrayRef stride);
+at::Tensor relu_lrn_max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& x,
+                                        const at::Tensor& offsets, int64_t size, double alpha,
+                                        double beta, double k, at::IntArrayRef kernel_size,
+                                        at::IntArrayRef stride);
+
 }  // namespace emulate
 }  // namespace cnnfast
