@@ -40,7 +40,14 @@ def test_special_values(device, name, ours, theirs):
     x = torch.tensor([float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-30, -1e-30, 20.0, -20.0, 0.549, 0.551],
                      device=device)
     for dtype in (torch.float32, torch.float64):
-        torch.testing.assert_close(ours(x.to(dtype)), theirs(x.to(dtype)), equal_nan=True, rtol=2e-7, atol=0)
+        xd = x.to(dtype).requires_grad_()
+        out = ours(xd)
+        torch.testing.assert_close(out, theirs(xd), equal_nan=True, rtol=2e-7, atol=0)
+        # The gradient at NaN, inf and zeros, as torch's backward gives it.
+        grad = torch.linspace(1, 2, x.numel(), device=device, dtype=dtype)
+        (g,) = torch.autograd.grad(out, xd, grad)
+        (g_ref,) = torch.autograd.grad(theirs(xd), xd, grad)
+        torch.testing.assert_close(g, g_ref, equal_nan=True, rtol=3e-7, atol=1e-30)
 
 
 @pytest.mark.parametrize("device", DEVICES)

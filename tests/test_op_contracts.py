@@ -25,6 +25,8 @@ def test_gradcheck(device):
         lambda t: cnnfast.avg_pool2d(t, (3, 2), 1, (1, 0), False, True),
         lambda t: cnnfast.local_response_norm(t, 3, 0.5, 0.75, 2.0),
         lambda t: cnnfast.local_response_norm(t, 2, 0.3, 0.6, 1.0),
+        lambda t: cnnfast.relu_lrn_max_pool2d(t, 3, 0.5, 0.75, 2.0),
+        lambda t: cnnfast.relu_lrn_max_pool2d(t, 4, 0.5, 0.6, 1.0, (2, 3), 1),
     ]
     for fn in functions:
         assert torch.autograd.gradcheck(fn, (x,))
@@ -35,6 +37,7 @@ def opcheck_cases(device):
     out, offsets = ops._max_pool2d_with_offsets(x, [3, 3], [2, 2], [1, 1], True)
     grad_pool = torch.randn_like(out)
     y = torch.tanh(x)
+    fused_out, fused_offsets = ops._relu_lrn_max_pool2d_with_offsets(x, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])
     return [
         (ops.relu, (x,)),
         (ops.relu, (x.to(memory_format=torch.channels_last),)),
@@ -50,6 +53,9 @@ def opcheck_cases(device):
         (ops.local_response_norm, (x, 3, 0.5, 0.75, 2.0)),
         (ops.local_response_norm, (x.transpose(1, 3), 4, 0.5, 0.6, 1.0)),
         (ops._local_response_norm_backward, (torch.randn_like(x), x, 3, 0.5, 0.75, 2.0)),
+        (ops.relu_lrn_max_pool2d, (x, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
+        (ops._relu_lrn_max_pool2d_with_offsets, (x, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
+        (ops._relu_lrn_max_pool2d_backward, (torch.randn_like(fused_out), x, fused_offsets, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
     ]
 
 
@@ -62,6 +68,7 @@ def test_opcheck(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_compile_fullgraph(device):
     def stage(t):
+        t = cnnfast.relu_lrn_max_pool2d(t, 3, 0.1, 0.75, 2.0, 2, 1)
         t = cnnfast.relu(t)
         t = cnnfast.local_response_norm(t, 3, 0.1, 0.75, 2.0)
         t = cnnfast.max_pool2d(t, 3, 2, 1)
@@ -84,3 +91,4 @@ def test_meta_tensors_give_shapes():
     assert cnnfast.avg_pool2d(x, 2, ceil_mode=True).shape == (8, 96, 28, 28)
     assert cnnfast.relu(x).shape == x.shape
     assert cnnfast.local_response_norm(x, 5).shape == x.shape
+    assert cnnfast.relu_lrn_max_pool2d(x).shape == (8, 96, 27, 27)

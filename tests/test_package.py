@@ -26,7 +26,7 @@ def test_info_fields():
 
 def test_every_cuda_kernel_is_emulated():
     names = {k["name"]: k for k in cnnfast.info()["cuda_kernels"]}
-    for op in ("relu", "tanh", "max_pool2d", "avg_pool2d", "local_response_norm"):
+    for op in ("relu", "tanh", "max_pool2d", "avg_pool2d", "local_response_norm", "relu_lrn_max_pool2d"):
         for direction in ("forward", "backward"):
             assert names[f"{op}_{direction}"]["emulated"] is True
 

@@ -102,3 +102,24 @@ def test_local_response_norm_matches_torch(shape, size, alpha, beta, k):
     (g,) = torch.autograd.grad(ours, x, grad)
     (g_ref,) = torch.autograd.grad(theirs, x, grad)
     torch.testing.assert_close(g, g_ref)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 2), st.integers(1, 9), st.integers(3, 9), st.integers(3, 9)),
+    size=st.integers(1, 10),
+    alpha=st.floats(1e-4, 1.0),
+    beta=st.sampled_from([0.75, 0.5]) | st.floats(0.2, 1.5),
+    k=st.floats(0.5, 3.0),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+)
+def test_fused_stage_matches_the_chain(shape, size, alpha, beta, k, kernel, stride):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ours = cnnfast.relu_lrn_max_pool2d(x, size, alpha, beta, k, kernel, stride)
+    theirs = F.max_pool2d(F.local_response_norm(F.relu(x), size, alpha, beta, k), kernel, stride)
+    torch.testing.assert_close(ours, theirs)
+    grad = torch.randn_like(theirs)
+    (g,) = torch.autograd.grad(ours, x, grad)
+    (g_ref,) = torch.autograd.grad(theirs, x, grad)
+    torch.testing.assert_close(g, g_ref)

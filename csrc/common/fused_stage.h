@@ -62,7 +62,7 @@ CNNFAST_INLINE lrn_sum_type<T> fused_stage_input_grad(const T* x, const T* grad_
         max_pool_input_grad(grad_out + plane, offsets + plane, p.pool, h, w));
   };
   const sum_t grad = lrn_grad_at<sum_t>(input, lrn_out_grad, p.lrn, c);
-  return input(c) > sum_t(0) ? grad : sum_t(0);
+  return relu_grad(grad, input(c));
 }
 
 }  // namespace cnnfast

@@ -34,15 +34,16 @@ CNNFAST_INLINE bool is_nan(T v) {
 CNNFAST_INLINE int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 CNNFAST_INLINE int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// relu keeps NaN (like torch.relu); its gradient is read off the saved
-// output: through where out > 0, zero elsewhere (NaN included).
+// relu keeps NaN (like torch.relu). Its gradient is read off the saved
+// output as torch's threshold_backward does: zero where out <= 0, passed
+// through elsewhere (a NaN output passes it too).
 template <class T>
 CNNFAST_INLINE T relu_value(T x) {
   return x < T(0) ? T(0) : x;
 }
 template <class T>
 CNNFAST_INLINE T relu_grad(T grad, T out) {
-  return out > T(0) ? grad : T(0);
+  return out <= T(0) ? T(0) : grad;
 }
 
 // d tanh / dx = 1 - tanh², from the saved output.
