@@ -68,7 +68,7 @@ gpu-check:
 	-$(GPU_PY) -m cnnfast demo > $(REPORT)/demo.log 2>&1
 	{ echo "# make gpu-check, $$(date -u +%F)"; echo; echo '```'; cat $(REPORT)/info.txt; echo '```'; \
 	  for log in cuda-tests memcheck racecheck; do echo "## $$log"; echo '```'; tail -5 $(REPORT)/$$log.log; echo '```'; done; \
-	  echo "## benchmarks"; echo '```'; sed -n '/speedup over torch/,/^$$/p' $(REPORT)/benchmarks.log; echo '```'; \
+	  echo "## benchmarks"; echo '```'; sed -n '/speedup over the reference/,/^$$/p' $(REPORT)/benchmarks.log; echo '```'; \
 	  echo "## demo"; echo '```'; cat $(REPORT)/demo.log; echo '```'; } > $(REPORT)/summary.md
 	cat $(REPORT)/summary.md
 

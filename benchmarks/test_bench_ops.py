@@ -13,7 +13,15 @@ torch.backends.cudnn.benchmark = True
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BATCH = 128 if DEVICE == "cuda" else 8
 
-# (case, shape, cnnfast function, torch function)
+def torch_stage(x):
+    return F.max_pool2d(F.local_response_norm(F.relu(x), 5, 5e-4, 0.75, 2.0), 3, 2)
+
+
+def cnnfast_stage(x):
+    return cnnfast.max_pool2d(cnnfast.local_response_norm(cnnfast.relu(x), 5, 5e-4, 0.75, 2.0), 3, 2)
+
+
+# (case, shape, cnnfast function, reference function)
 CASES = [
     ("max_pool2d 3x3/2 alexnet1", (BATCH, 96, 55, 55), lambda x: cnnfast.max_pool2d(x, 3, 2), lambda x: F.max_pool2d(x, 3, 2)),
     ("max_pool2d 3x3/2 alexnet2", (BATCH, 256, 27, 27), lambda x: cnnfast.max_pool2d(x, 3, 2), lambda x: F.max_pool2d(x, 3, 2)),
@@ -24,6 +32,13 @@ CASES = [
      lambda x: cnnfast.local_response_norm(x, 5, 5e-4, 0.75, 2.0), lambda x: F.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
     ("local_response_norm alexnet2", (BATCH, 256, 27, 27),
      lambda x: cnnfast.local_response_norm(x, 5, 5e-4, 0.75, 2.0), lambda x: F.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
+    ("relu_lrn_max_pool2d alexnet1", (BATCH, 96, 55, 55),
+     lambda x: cnnfast.relu_lrn_max_pool2d(x, 5, 5e-4, 0.75, 2.0), lambda x: torch_stage(x)),
+    ("relu_lrn_max_pool2d alexnet2", (BATCH, 256, 27, 27),
+     lambda x: cnnfast.relu_lrn_max_pool2d(x, 5, 5e-4, 0.75, 2.0), lambda x: torch_stage(x)),
+    # Reference: cnnfast's own unfused chain (what fusing saves).
+    ("relu_lrn_max_pool2d alexnet1 vs cnnfast unfused", (BATCH, 96, 55, 55),
+     lambda x: cnnfast.relu_lrn_max_pool2d(x, 5, 5e-4, 0.75, 2.0), lambda x: cnnfast_stage(x)),
     ("relu alexnet1", (BATCH, 96, 55, 55), cnnfast.relu, torch.relu),
     ("tanh lenet1", (256, 6, 28, 28), cnnfast.tanh, torch.tanh),
     ("tanh alexnet1", (BATCH, 96, 55, 55), cnnfast.tanh, torch.tanh),

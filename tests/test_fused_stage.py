@@ -103,6 +103,15 @@ def test_nan_input(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_batch_zero(device):
+    x = torch.randn(0, 8, 13, 13, device=device, requires_grad=True)
+    out = cnnfast.relu_lrn_max_pool2d(x)
+    assert out.shape == (0, 8, 6, 6)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert g.shape == x.shape
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_bad_input(device):
     x = torch.randn(1, 4, 8, 8, device=device)
     with pytest.raises(RuntimeError, match="4-D"):
