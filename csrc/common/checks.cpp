@@ -160,6 +160,32 @@ FusedStageProblem fused_stage_problem(const at::Tensor& x, int64_t size, double 
                          /*count_include_pad=*/true, op)};
 }
 
+LrnProblem lrn_backward_problem(const at::Tensor& grad_output, const at::Tensor& x, int64_t size,
+                                double alpha, double beta, double k, const char* op,
+                                bool allow_16bit) {
+  check_dtype(x, op, "x", allow_16bit);
+  check_same_device_dtype(grad_output, x, op, "grad_output", "x");
+  check_same_shape(grad_output, x, op, "grad_output", "x");
+  return lrn_problem(x, size, alpha, beta, k, op);
+}
+
+FusedStageProblem fused_stage_backward_problem(const at::Tensor& grad_output,
+                                               const at::Tensor& x, const at::Tensor& offsets,
+                                               int64_t size, double alpha, double beta, double k,
+                                               at::IntArrayRef kernel_size,
+                                               at::IntArrayRef stride, const char* op,
+                                               bool allow_16bit) {
+  check_dtype(x, op, "x", allow_16bit);
+  check_same_device_dtype(grad_output, x, op, "grad_output", "x");
+  const FusedStageProblem p =
+      fused_stage_problem(x, size, alpha, beta, k, kernel_size, stride, op);
+  TORCH_CHECK(grad_output.sizes() == at::IntArrayRef(pooled_sizes(x.sizes(), p.pool)), "cnnfast.",
+              op, ": grad_output has shape ", grad_output.sizes(), ", which does not pool from ",
+              x.sizes());
+  check_offsets(offsets, grad_output, p.pool, op);
+  return p;
+}
+
 at::ScalarType pool_offset_dtype(const Pool2dProblem& p) {
   return p.window_cells() <= 256 ? at::kByte : at::kInt;
 }

@@ -43,10 +43,23 @@ std::vector<int64_t> pooled_sizes(at::IntArrayRef input_size, const Pool2dProble
 LrnProblem lrn_problem(const at::Tensor& x, int64_t size, double alpha, double beta, double k,
                        const char* op);
 
+// The same for LRN's backward, checking grad_output against x too.
+LrnProblem lrn_backward_problem(const at::Tensor& grad_output, const at::Tensor& x, int64_t size,
+                                double alpha, double beta, double k, const char* op,
+                                bool allow_16bit);
+
 // The fused relu -> LRN -> max pool stage: x must be (N, C, H, W).
 FusedStageProblem fused_stage_problem(const at::Tensor& x, int64_t size, double alpha,
                                       double beta, double k, at::IntArrayRef kernel_size,
                                       at::IntArrayRef stride, const char* op);
+
+// The same for its backward, checking grad_output and offsets against x.
+FusedStageProblem fused_stage_backward_problem(const at::Tensor& grad_output,
+                                               const at::Tensor& x, const at::Tensor& offsets,
+                                               int64_t size, double alpha, double beta, double k,
+                                               at::IntArrayRef kernel_size,
+                                               at::IntArrayRef stride, const char* op,
+                                               bool allow_16bit);
 
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.

@@ -41,10 +41,8 @@ at::Tensor local_response_norm_backward_cpu(const at::Tensor& grad_output, const
   if (emulating_cuda())
     return emulate::local_response_norm_backward(grad_output, x, size, alpha, beta, k);
   const char* op = "_local_response_norm_backward";
-  check_dtype(x, op, "x", /*allow_16bit=*/false);
-  check_same_device_dtype(grad_output, x, op, "grad_output", "x");
-  check_same_shape(grad_output, x, op, "grad_output", "x");
-  const LrnProblem p = lrn_problem(x, size, alpha, beta, k, op);
+  const LrnProblem p =
+      lrn_backward_problem(grad_output, x, size, alpha, beta, k, op, /*allow_16bit=*/false);
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "local_response_norm_backward", [&] {

@@ -87,13 +87,8 @@ at::Tensor relu_lrn_max_pool2d_backward_cpu(const at::Tensor& grad_output, const
     return emulate::relu_lrn_max_pool2d_backward(grad_output, x, offsets, size, alpha, beta, k,
                                                  kernel_size, stride);
   const char* op = "_relu_lrn_max_pool2d_backward";
-  check_dtype(x, op, "x", /*allow_16bit=*/false);
-  check_same_device_dtype(grad_output, x, op, "grad_output", "x");
-  const FusedStageProblem p = fused_stage_problem(x, size, alpha, beta, k, kernel_size, stride, op);
-  TORCH_CHECK(grad_output.sizes() == at::IntArrayRef(pooled_sizes(x.sizes(), p.pool)), "cnnfast.",
-              op, ": grad_output has shape ", grad_output.sizes(), ", which does not pool from ",
-              x.sizes());
-  check_offsets(offsets, grad_output, p.pool, op);
+  const FusedStageProblem p = fused_stage_backward_problem(
+      grad_output, x, offsets, size, alpha, beta, k, kernel_size, stride, op, /*allow_16bit=*/false);
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous(), offs = offsets.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   const int64_t C = p.lrn.channels, HW = p.lrn.pixels, out_plane = p.pool.out_plane();

@@ -77,10 +77,8 @@ template <class Launcher>
 at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at::Tensor& x,
                                         int64_t size, double alpha, double beta, double k) {
   const char* op = "_local_response_norm_backward";
-  check_dtype(x, op, "x", /*allow_16bit=*/true);
-  check_same_device_dtype(grad_output, x, op, "grad_output", "x");
-  check_same_shape(grad_output, x, op, "grad_output", "x");
-  const LrnProblem p = lrn_problem(x, size, alpha, beta, k, op);
+  const LrnProblem p =
+      lrn_backward_problem(grad_output, x, size, alpha, beta, k, op, /*allow_16bit=*/true);
   Launcher launcher(x.device());
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty_like(input);
