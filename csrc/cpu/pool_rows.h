@@ -1,14 +1,15 @@
 #pragma once
-// CPU pooling works one output row at a time and vectorizes across the
-// row: for each window cell (i, j), one pass over the outputs whose window
-// lies inside the input (the interior columns). The few edge columns take
-// the scalar per-window functions of csrc/common/pool2d.h.
+// CPU pooling helpers, shared by max_pool2d, avg_pool2d and the fused
+// relu_lrn_max_pool2d. Forward works one output row at a time and
+// vectorizes across the row: for each window cell (i, j), one pass over the
+// outputs whose window lies inside the input (the interior columns). The
+// few edge columns take the scalar per-window functions of
+// csrc/common/pool2d.h.
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <limits>
-
 #include <vector>
 
 #include "../common/pool2d.h"
