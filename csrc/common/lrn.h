@@ -24,21 +24,10 @@ struct LrnProblem {
   CNNFAST_HD double scale() const { return alpha / static_cast<double>(size); }
 };
 
-// Sums in double for float and double inputs, in float for the 16-bit types.
+// LRN sums (at most `size` terms, summed afresh for each channel) in the
+// accumulation type: float for float and the 16-bit types, double for double.
 template <class T>
-struct LrnSumType {
-  using type = double;
-};
-template <>
-struct LrnSumType<c10::Half> {
-  using type = float;
-};
-template <>
-struct LrnSumType<c10::BFloat16> {
-  using type = float;
-};
-template <class T>
-using lrn_sum_type = typename LrnSumType<T>::type;
+using lrn_sum_type = acc_type<T>;
 
 // The window sums are summed afresh for every channel (size terms), not
 // slid by adding the entering term and subtracting the leaving one: a
