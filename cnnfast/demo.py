@@ -1,5 +1,5 @@
-"""A short demo: AlexNet's and LeNet-5's pooling layers on cnnfast's kernels
-against torch, on the best device here."""
+"""A short demo: the layers of AlexNet and LeNet-5 that cnnfast has so far,
+on its kernels against torch, on the best device here."""
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ def _case(name, x, ours, theirs):
 
     forward = compare(lambda: theirs(x), lambda: ours(x), x.device)
     both = compare(backward(theirs), backward(ours), x.device)
-    print(f"{name:<28} {tuple(x.shape)!s:<20} max |difference| {difference:.1e}   "
+    print(f"{name:<32} {tuple(x.shape)!s:<18} max |difference| {difference:.1e}   "
           f"forward {forward[0]:7.2f} -> {forward[1]:6.2f} ms ({forward[0] / forward[1]:4.1f}x)   "
           f"fwd+bwd {both[0]:7.2f} -> {both[1]:6.2f} ms ({both[0] / both[1]:4.1f}x)")
 
@@ -36,5 +36,9 @@ def run():
     x = torch.randn(256, 6, 28, 28, device=device)
     _case("LeNet-5 avg pool 2x2", x, lambda t: cnnfast.avg_pool2d(t, 2), lambda t: F.avg_pool2d(t, 2))
     x = torch.randn(8, 96, 55, 55, device=device)
+    _case("AlexNet LRN (5, 5e-4, 0.75, 2)", x, lambda t: cnnfast.local_response_norm(t, 5, 5e-4, 0.75, 2.0),
+          lambda t: F.local_response_norm(t, 5, 5e-4, 0.75, 2.0))
+    _case("relu -> LRN -> max pool, fused", x, lambda t: cnnfast.relu_lrn_max_pool2d(t, 5, 5e-4, 0.75, 2.0),
+          lambda t: F.max_pool2d(F.local_response_norm(F.relu(t), 5, 5e-4, 0.75, 2.0), 3, 2))
     _case("relu", x, cnnfast.relu, torch.relu)
     _case("tanh", x, cnnfast.tanh, torch.tanh)
