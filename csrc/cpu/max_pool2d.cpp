@@ -35,14 +35,11 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x,
         const scalar_t* in = input.const_data_ptr<scalar_t>();
         scalar_t* dst = out.mutable_data_ptr<scalar_t>();
         offset_t* off = offsets.mutable_data_ptr<offset_t>();
-        // Per thread: each interior lane's running maximum and its cell.
-        const auto make_scratch = [&] {
-          return std::make_pair(std::vector<scalar_t>(p.out_w), std::vector<int32_t>(p.out_w));
-        };
-        cpu::for_each_plane(p, make_scratch, [&](int64_t plane, auto& scratch) {
-          cpu::max_pool_plane<scalar_t, offset_t, decltype(stride_tag)::value>(
-              in + plane * p.in_plane(), dst + plane * p.out_plane(), off + plane * p.out_plane(),
-              p, scratch.first.data(), scratch.second.data());
+        at::parallel_for(0, p.planes, cpu::kPlaneGroup, [&](int64_t begin, int64_t end) {
+          cpu::MaxPoolScratch<scalar_t> scratch(p);
+          cpu::max_pool_planes<scalar_t, offset_t, decltype(stride_tag)::value>(
+              in + begin * p.in_plane(), dst + begin * p.out_plane(), off + begin * p.out_plane(),
+              end - begin, p, scratch);
         });
       });
     });

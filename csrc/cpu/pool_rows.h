@@ -91,6 +91,86 @@ void max_pool_plane(const scalar_t* src, scalar_t* dst, offset_t* offsets, const
   }
 }
 
+// Planes pooled side by side by max_pool_plane_group: one vector lane each.
+constexpr int64_t kPlaneGroup = 16;
+
+// kPlaneGroup planes at once, for planes whose rows are too short to fill
+// a vector: the planes are interleaved into `tile` (cell-major, plane
+// minor), then every window is scanned with one lane per plane, in torch's
+// row-major order with torch's update rule. Planes are in_plane apart in
+// src, out_plane apart in dst and offsets.
+template <class scalar_t, class offset_t>
+void max_pool_plane_group(const scalar_t* src, scalar_t* dst, offset_t* offsets,
+                          const Pool2dProblem& p, scalar_t* tile) {
+  constexpr int64_t G = kPlaneGroup;
+  for (int64_t g = 0; g < G; ++g) {
+    const scalar_t* plane = src + g * p.in_plane();
+    for (int64_t i = 0; i < p.in_plane(); ++i) tile[i * G + g] = plane[i];
+  }
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+    for (int64_t ow = 0; ow < p.out_w; ++ow) {
+      const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+      scalar_t best[G];
+      int32_t cell[G];
+      const int32_t first_cell = static_cast<int32_t>((rows.begin - rows.first) * p.kernel_w +
+                                                      (cols.begin - cols.first));
+      for (int64_t g = 0; g < G; ++g) {
+        best[g] = -std::numeric_limits<scalar_t>::infinity();
+        cell[g] = first_cell;
+      }
+      for (int64_t h = rows.begin; h < rows.end; ++h) {
+        for (int64_t w = cols.begin; w < cols.end; ++w) {
+          const int32_t c = static_cast<int32_t>((h - rows.first) * p.kernel_w + (w - cols.first));
+          const scalar_t* v = tile + (h * p.in_w + w) * G;
+#pragma omp simd
+          for (int64_t g = 0; g < G; ++g) {
+            const bool take = v[g] > best[g] || v[g] != v[g];
+            best[g] = take ? v[g] : best[g];
+            cell[g] = take ? c : cell[g];
+          }
+        }
+      }
+      const int64_t o = oh * p.out_w + ow;
+      for (int64_t g = 0; g < G; ++g) {
+        dst[g * p.out_plane() + o] = best[g];
+        offsets[g * p.out_plane() + o] = static_cast<offset_t>(cell[g]);
+      }
+    }
+  }
+}
+
+// Output rows shorter than this pool kPlaneGroup planes side by side:
+// measured on AlexNet's pools (13-wide rows 5x faster than row by row,
+// 27-wide rows 10% slower; benchmarks/RESULTS.md).
+constexpr int64_t kShortRow = 16;
+
+// What max_pool_planes needs per thread.
+template <class scalar_t>
+struct MaxPoolScratch {
+  std::vector<scalar_t> tile, best;
+  std::vector<int32_t> cell;
+  explicit MaxPoolScratch(const Pool2dProblem& p)
+      : tile(p.out_w < kShortRow ? p.in_plane() * kPlaneGroup : 0), best(p.out_w), cell(p.out_w) {}
+};
+
+// Max-pools `count` consecutive planes: groups of planes side by side when
+// rows are short, the rest one at a time.
+template <class scalar_t, class offset_t, int kStride>
+void max_pool_planes(const scalar_t* src, scalar_t* dst, offset_t* offsets, int64_t count,
+                     const Pool2dProblem& p, MaxPoolScratch<scalar_t>& scratch) {
+  int64_t plane = 0;
+  if (p.out_w < kShortRow)
+    for (; plane + kPlaneGroup <= count; plane += kPlaneGroup)
+      max_pool_plane_group(src + plane * p.in_plane(), dst + plane * p.out_plane(),
+                           offsets + plane * p.out_plane(), p, scratch.tile.data());
+  for (; plane < count; ++plane)
+    max_pool_plane<scalar_t, offset_t, kStride>(src + plane * p.in_plane(),
+                                                dst + plane * p.out_plane(),
+                                                offsets + plane * p.out_plane(), p,
+                                                scratch.best.data(), scratch.cell.data());
+}
+
 // Row and column of each window cell, so that decoding an offset costs a
 // table look-up instead of an integer division.
 struct WindowCells {

@@ -64,13 +64,9 @@ std::tuple<at::Tensor, at::Tensor> relu_lrn_max_pool2d_cpu(const at::Tensor& x, 
               cpu::lrn_forward_block<true, decltype(power)>(
                   sample + first, normalized + first, HW, std::min(cpu::kPixelBlock, HW - first),
                   p.lrn, cpu::BlockScratch<sum_t>(blocks, p.lrn));
-            std::vector<scalar_t> best(p.pool.out_w);
-            std::vector<int32_t> cell(p.pool.out_w);
-            for (int64_t c = 0; c < C; ++c) {
-              const int64_t plane = (n * C + c) * out_plane;
-              cpu::max_pool_plane<scalar_t, offset_t, decltype(stride_tag)::value>(
-                  normalized + c * HW, dst + plane, off + plane, p.pool, best.data(), cell.data());
-            }
+            cpu::MaxPoolScratch<scalar_t> pooling(p.pool);
+            cpu::max_pool_planes<scalar_t, offset_t, decltype(stride_tag)::value>(
+                normalized, dst + n * C * out_plane, off + n * C * out_plane, C, p.pool, pooling);
           });
         });
       });
