@@ -22,6 +22,10 @@ CASES = [
     ("three_d", (4, 9, 9), 3, 2, 1, True),
     ("batch_zero", (0, 3, 8, 8), 2, 2, 0, False),
     ("big_window", (1, 2, 20, 20), 17, 3, 8, True),  # 289 cells: int32 offsets
+    # 16 planes and more with short rows: the CPU pools planes side by side.
+    ("many_planes_pad_ceil", (2, 9, 11, 7), 3, 2, 1, True),
+    ("many_planes_rect", (1, 20, 9, 13), (3, 5), (2, 3), (1, 2), False),
+    ("many_planes_big_window", (1, 17, 20, 20), 17, 3, 8, True),
 ]
 IDS = [case[0] for case in CASES]
 
@@ -87,11 +91,13 @@ def test_any_strides(device, op, layout):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_max_nan_and_inf(device):
-    x = torch.randn(1, 2, 7, 7, dtype=torch.float64, device=device)
-    x[0, 0, 1, 1] = float("nan")  # NaN wins its windows
-    x[0, 0, 4, 4] = float("nan")
-    x[0, 0, 4, 5] = float("nan")  # two NaNs in one window: the last one takes the gradient
+@pytest.mark.parametrize("planes", [2, 17])  # one at a time; 16 side by side and one more
+def test_max_nan_and_inf(device, planes):
+    x = torch.randn(1, planes, 7, 7, dtype=torch.float64, device=device)
+    for p in {0, planes - 1}:
+        x[0, p, 1, 1] = float("nan")  # NaN wins its windows
+        x[0, p, 4, 4] = float("nan")
+        x[0, p, 4, 5] = float("nan")  # two NaNs in one window: the last one takes the gradient
     x[0, 1, :3, :3] = float("-inf")  # a window of -inf only
     x[0, 1, 5, 5] = float("inf")
     out = cnnfast.max_pool2d(x, 3, 2)
@@ -106,7 +112,7 @@ def test_max_nan_and_inf(device):
 def test_max_ties_take_torch_argmax(device, dtype):
     skip_unsupported(device, dtype)
     # Few distinct values: most windows hold several maxima.
-    x = torch.randint(0, 3, (2, 4, 13, 13), device=device).to(dtype)
+    x = torch.randint(0, 3, (2, 12, 13, 13), device=device).to(dtype)
     x = x.requires_grad_()
     out = cnnfast.max_pool2d(x, 3, 2, 1)
     ref_x = x.detach().double().requires_grad_()
