@@ -71,8 +71,9 @@ def test_matches_torch(device, dtype, op, name, shape, kernel, stride, padding, 
 @pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("count_include_pad", [False, True])
 def test_avg_divisor_rules(device, ceil_mode, count_include_pad):
-    x = torch.randn(2, 3, 11, 8, dtype=torch.float64, device=device)
-    for kernel, stride, padding in [(3, 2, 1), ((4, 2), (3, 2), (2, 1)), (5, 4, 2)]:
+    # 18 planes: the CPU's side-by-side path as well as the row path.
+    x = torch.randn(2, 9, 11, 8, dtype=torch.float64, device=device)
+    for kernel, stride, padding in [(3, 2, 1), ((4, 2), (3, 2), (2, 1)), (5, 4, 2), (2, 1, 0)]:
         check_against_torch("avg", x, kernel, stride, padding, ceil_mode, count_include_pad)
 
 

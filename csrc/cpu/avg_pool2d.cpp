@@ -14,6 +14,12 @@
 namespace cnnfast {
 namespace {
 
+// Output rows shorter than this pool kPlaneGroup planes side by side. Lower
+// than max pooling's: a 2x2 window does too little work per output to pay
+// for interleaving the planes (LeNet's 14-wide rows: 0.55 ms row by row,
+// 0.73 ms side by side; its 5-wide rows: 0.30 against 0.12 ms).
+constexpr int64_t kShortRow = 8;
+
 // Each axis's share of torch's divisor, per output index: the divisor of
 // (oh, ow) is rows[oh] * cols[ow] (csrc/common/pool2d.h, avg_divisor).
 struct AxisExtents {
@@ -50,6 +56,31 @@ void avg_pool_plane(const scalar_t* src, scalar_t* dst, const Pool2dProblem& p,
       const bool inside = ow >= interior.begin && ow < interior.end && rows.begin < rows.end;
       out_row[ow] = inside ? sum[ow] / (row_extent * static_cast<scalar_t>(extents.cols[ow]))
                            : avg_in_window(src, p, oh, ow);
+    }
+  }
+}
+
+// kPlaneGroup planes side by side (rows too short to fill a vector): the
+// planes interleaved into `tile`, one lane per plane.
+template <class scalar_t>
+void avg_pool_plane_group(const scalar_t* src, scalar_t* dst, const Pool2dProblem& p,
+                          const AxisExtents& extents, scalar_t* tile) {
+  constexpr int64_t G = cpu::kPlaneGroup;
+  cpu::interleave_planes(src, p, tile);
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+    for (int64_t ow = 0; ow < p.out_w; ++ow) {
+      const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+      scalar_t sum[G] = {};
+      for (int64_t h = rows.begin; h < rows.end; ++h) {
+        for (int64_t w = cols.begin; w < cols.end; ++w) {
+          const scalar_t* v = tile + (h * p.in_w + w) * G;
+#pragma omp simd
+          for (int64_t g = 0; g < G; ++g) sum[g] += v[g];
+        }
+      }
+      const scalar_t divisor = static_cast<scalar_t>(extents.rows[oh] * extents.cols[ow]);
+      for (int64_t g = 0; g < G; ++g) dst[g * p.out_plane() + oh * p.out_w + ow] = sum[g] / divisor;
     }
   }
 }
@@ -121,10 +152,17 @@ at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
     cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
       const scalar_t* in = input.const_data_ptr<scalar_t>();
       scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-      const auto make_scratch = [&] { return std::vector<scalar_t>(p.out_w); };
-      cpu::for_each_plane(p, make_scratch, [&](int64_t plane, std::vector<scalar_t>& sum) {
-        avg_pool_plane<scalar_t, decltype(stride_tag)::value>(
-            in + plane * p.in_plane(), dst + plane * p.out_plane(), p, extents, sum.data());
+      at::parallel_for(0, p.planes, cpu::kPlaneGroup, [&](int64_t begin, int64_t end) {
+        const bool short_rows = p.out_w < kShortRow;
+        std::vector<scalar_t> sum(p.out_w), tile(short_rows ? p.in_plane() * cpu::kPlaneGroup : 0);
+        int64_t plane = begin;
+        if (short_rows)
+          for (; plane + cpu::kPlaneGroup <= end; plane += cpu::kPlaneGroup)
+            avg_pool_plane_group(in + plane * p.in_plane(), dst + plane * p.out_plane(), p,
+                                 extents, tile.data());
+        for (; plane < end; ++plane)
+          avg_pool_plane<scalar_t, decltype(stride_tag)::value>(
+              in + plane * p.in_plane(), dst + plane * p.out_plane(), p, extents, sum.data());
       });
     });
   });

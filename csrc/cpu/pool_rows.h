@@ -99,14 +99,21 @@ constexpr int64_t kPlaneGroup = 16;
 // minor), then every window is scanned with one lane per plane, in torch's
 // row-major order with torch's update rule. Planes are in_plane apart in
 // src, out_plane apart in dst and offsets.
+// tile[cell * kPlaneGroup + g] = plane g's cell, for kPlaneGroup planes
+// in_plane apart in src.
+template <class scalar_t>
+void interleave_planes(const scalar_t* src, const Pool2dProblem& p, scalar_t* tile) {
+  for (int64_t g = 0; g < kPlaneGroup; ++g) {
+    const scalar_t* plane = src + g * p.in_plane();
+    for (int64_t i = 0; i < p.in_plane(); ++i) tile[i * kPlaneGroup + g] = plane[i];
+  }
+}
+
 template <class scalar_t, class offset_t>
 void max_pool_plane_group(const scalar_t* src, scalar_t* dst, offset_t* offsets,
                           const Pool2dProblem& p, scalar_t* tile) {
   constexpr int64_t G = kPlaneGroup;
-  for (int64_t g = 0; g < G; ++g) {
-    const scalar_t* plane = src + g * p.in_plane();
-    for (int64_t i = 0; i < p.in_plane(); ++i) tile[i * G + g] = plane[i];
-  }
+  interleave_planes(src, p, tile);
   for (int64_t oh = 0; oh < p.out_h; ++oh) {
     const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
     for (int64_t ow = 0; ow < p.out_w; ++ow) {
