@@ -12,14 +12,11 @@
 namespace cnnfast {
 namespace kernels {
 
-// One thread per element: element (n, c, pixel) reads its pixel's channel
-// column (channel stride = pixels).
-struct LrnCell {
-  const int64_t column, channel;
-};
-CNNFAST_INLINE LrnCell lrn_cell(int64_t i, const LrnProblem& p) {
-  const int64_t plane = i / p.pixels;
-  return {(plane / p.channels) * p.channels * p.pixels + i % p.pixels, plane % p.channels};
+// One thread per element: the planes are the (sample, channel) pairs, each
+// a single row of pixels; an element reads its pixel's channel column
+// (channel stride = pixels), which starts at channel 0 of its sample.
+CNNFAST_INLINE int64_t lrn_column_start(const PlaneCell& e, const LrnProblem& p) {
+  return (e.plane - e.plane % p.channels) * p.pixels + e.col;
 }
 
 template <class scalar_t>
@@ -29,12 +26,10 @@ struct LrnForwardKernel {
   LrnProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     using sum_t = lrn_sum_type<scalar_t>;
-    const int64_t n = p.batch * p.channels * p.pixels;
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const LrnCell cell = lrn_cell(i, p);
-      const ColumnReader<scalar_t> input{x + cell.column, p.pixels};
-      out[i] = static_cast<scalar_t>(lrn_value_at<sum_t>(input, p, cell.channel));
-    }
+    for_each_plane_cell(t, p.batch * p.channels, 1, p.pixels, [&](const PlaneCell& e) {
+      const ColumnReader<scalar_t> input{x + lrn_column_start(e, p), p.pixels};
+      out[e.index] = static_cast<scalar_t>(lrn_value_at<sum_t>(input, p, e.plane % p.channels));
+    });
   }
 };
 
@@ -46,13 +41,13 @@ struct LrnBackwardKernel {
   LrnProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     using sum_t = lrn_sum_type<scalar_t>;
-    const int64_t n = p.batch * p.channels * p.pixels;
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t)) {
-      const LrnCell cell = lrn_cell(i, p);
-      const ColumnReader<scalar_t> input{x + cell.column, p.pixels};
-      const ColumnReader<scalar_t> grad{grad_out + cell.column, p.pixels};
-      grad_x[i] = static_cast<scalar_t>(lrn_grad_at<sum_t>(input, grad, p, cell.channel));
-    }
+    for_each_plane_cell(t, p.batch * p.channels, 1, p.pixels, [&](const PlaneCell& e) {
+      const int64_t start = lrn_column_start(e, p);
+      const ColumnReader<scalar_t> input{x + start, p.pixels};
+      const ColumnReader<scalar_t> grad{grad_out + start, p.pixels};
+      grad_x[e.index] =
+          static_cast<scalar_t>(lrn_grad_at<sum_t>(input, grad, p, e.plane % p.channels));
+    });
   }
 };
 
