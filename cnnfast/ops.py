@@ -2,9 +2,9 @@
 (shapes for torch.compile and meta tensors) and autograd. The kernels and
 schemas are C++ (csrc/).
 
-Autocast: pooling and the activations run in whatever dtype they are given,
-as torch's own pooling and activations do under autocast, so they need no
-autocast registration.
+Autocast: pooling, LRN and the activations run in whatever dtype they are
+given, as torch's own do under autocast, so they need no autocast
+registration (convolution and linear will cast).
 """
 
 import torch
@@ -29,7 +29,10 @@ def _pair(value, name, op):
 
 def _pool_args(op, kernel_size, stride, padding):
     kernel = _pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _pair(stride, "stride", op)
+    if stride is None or (isinstance(stride, (tuple, list)) and not stride):
+        stride = kernel  # torch's default
+    else:
+        stride = _pair(stride, "stride", op)
     return kernel, stride, _pair(padding, "padding", op)
 
 
