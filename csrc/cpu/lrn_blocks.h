@@ -95,24 +95,37 @@ void window_sum(const sum_t* rows, int64_t first, int64_t last, int64_t width,
   }
 }
 
+// Calls visit(c, base) for every channel of the block, with base[b] = s of
+// pixel b = k + alpha / size * (window sum of input(x)^2); x's rows are
+// `stride` apart.
+template <bool kRelu, class scalar_t, class Visit>
+void for_each_channel_base(const scalar_t* x, int64_t stride, int64_t width, const LrnProblem& p,
+                           BlockScratch<lrn_sum_type<scalar_t>> scratch, const Visit& visit) {
+  using sum_t = lrn_sum_type<scalar_t>;
+  const sum_t k = static_cast<sum_t>(p.k), scale = static_cast<sum_t>(p.scale());
+  square_block<kRelu>(x, stride, width, p, scratch.squares);
+  for (int64_t c = 0; c < p.channels; ++c) {
+    window_sum(scratch.squares, c - p.before(), c + p.after(), width, p, scratch.sum);
+    sum_t* base = scratch.sum;
+#pragma omp simd
+    for (int64_t b = 0; b < width; ++b) base[b] = k + scale * base[b];
+    visit(c, static_cast<const sum_t*>(base));
+  }
+}
+
 // out[c][b] = input(x[c][b]) * s^-beta; rows `stride` apart in x and out.
 template <bool kRelu, class Power, class scalar_t>
 void lrn_forward_block(const scalar_t* x, scalar_t* out, int64_t stride, int64_t width,
                        const LrnProblem& p, BlockScratch<lrn_sum_type<scalar_t>> scratch) {
   using sum_t = lrn_sum_type<scalar_t>;
-  const sum_t k = static_cast<sum_t>(p.k), scale = static_cast<sum_t>(p.scale());
   const scalar_t beta = static_cast<scalar_t>(p.beta);
-  square_block<kRelu>(x, stride, width, p, scratch.squares);
-  for (int64_t c = 0; c < p.channels; ++c) {
-    window_sum(scratch.squares, c - p.before(), c + p.after(), width, p, scratch.sum);
+  for_each_channel_base<kRelu>(x, stride, width, p, scratch, [&](int64_t c, const sum_t* base) {
     const scalar_t* in = x + c * stride;
     scalar_t* dst = out + c * stride;
-    const sum_t* sum = scratch.sum;
 #pragma omp simd
     for (int64_t b = 0; b < width; ++b)
-      dst[b] = lrn_input<kRelu>(in[b]) *
-               Power::apply(static_cast<scalar_t>(k + scale * sum[b]), beta);
-  }
+      dst[b] = lrn_input<kRelu>(in[b]) * Power::apply(static_cast<scalar_t>(base[b]), beta);
+  });
 }
 
 // Backward of a block, recomputing the denominators, in two sweeps over
@@ -125,25 +138,21 @@ void lrn_backward_block(const scalar_t* x, int64_t x_stride, const scalar_t* gra
                         scalar_t* grad_x, int64_t stride, int64_t width, const LrnProblem& p,
                         BlockScratch<lrn_sum_type<scalar_t>> scratch) {
   using sum_t = lrn_sum_type<scalar_t>;
-  const sum_t k = static_cast<sum_t>(p.k), scale = static_cast<sum_t>(p.scale());
   const scalar_t beta = static_cast<scalar_t>(p.beta);
-  square_block<kRelu>(x, x_stride, width, p, scratch.squares);
-  for (int64_t c = 0; c < p.channels; ++c) {
-    window_sum(scratch.squares, c - p.before(), c + p.after(), width, p, scratch.sum);
+  for_each_channel_base<kRelu>(x, x_stride, width, p, scratch, [&](int64_t c, const sum_t* base) {
     const scalar_t* in = x + c * x_stride;
     const scalar_t* g = grad + c * stride;
     scalar_t* dst = grad_x + c * stride;
-    const sum_t* sum = scratch.sum;
     sum_t* ratio = scratch.ratios + c * kPixelBlock;
 #pragma omp simd
     for (int64_t b = 0; b < width; ++b) {
-      const sum_t s = k + scale * sum[b];
+      const sum_t s = base[b];
       const scalar_t power = Power::apply(static_cast<scalar_t>(s), beta);
       dst[b] = g[b] * power;
       ratio[b] = static_cast<sum_t>(g[b]) * static_cast<sum_t>(lrn_input<kRelu>(in[b])) *
                  static_cast<sum_t>(power) / s;
     }
-  }
+  });
   const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
   for (int64_t j = 0; j < p.channels; ++j) {
     window_sum(scratch.ratios, j - p.after(), j + p.before(), width, p, scratch.sum);

@@ -3,7 +3,6 @@
 #include <torch/library.h>
 
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "../common/checks.h"
