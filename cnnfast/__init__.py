@@ -7,7 +7,28 @@ _C = load_extension()
 
 from . import nn, testing  # noqa: E402
 from ._info import info  # noqa: E402
-from .ops import avg_pool2d, local_response_norm, max_pool2d, relu, relu_lrn_max_pool2d, tanh  # noqa: E402
+from .ops import (  # noqa: E402
+    avg_pool2d,
+    conv2d,
+    linear,
+    local_response_norm,
+    max_pool2d,
+    relu,
+    relu_lrn_max_pool2d,
+    tanh,
+)
 
 __version__ = "0.1.0"
-__all__ = ["avg_pool2d", "info", "local_response_norm", "max_pool2d", "nn", "relu", "relu_lrn_max_pool2d", "tanh", "testing"]
+__all__ = [
+    "avg_pool2d",
+    "conv2d",
+    "info",
+    "linear",
+    "local_response_norm",
+    "max_pool2d",
+    "nn",
+    "relu",
+    "relu_lrn_max_pool2d",
+    "tanh",
+    "testing",
+]

@@ -2,9 +2,10 @@
 (shapes for torch.compile and meta tensors) and autograd. The kernels and
 schemas are C++ (csrc/).
 
-Autocast: pooling, LRN and the activations run in whatever dtype they are
-given, as torch's own do under autocast, so they need no autocast
-registration (convolution and linear will cast).
+Autocast: every op runs in the dtype it is given. Pooling, LRN and the
+activations behave like torch's own under autocast; conv2d and linear have
+no autocast registration yet, so under autocast they too keep the dtype
+they are given (torch's would cast to the autocast dtype).
 """
 
 import torch
@@ -77,6 +78,38 @@ def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, 
         raise TypeError(f"cnnfast.relu_lrn_max_pool2d: size must be an int, got {size!r}")
     kernel, stride, _ = _pool_args("relu_lrn_max_pool2d", kernel_size, stride, 0)
     return _ops.relu_lrn_max_pool2d(x, size, float(alpha), float(beta), float(k), kernel, stride)
+
+
+ACTIVATIONS = (None, "relu", "tanh")
+
+
+def _activation(value, op):
+    if value not in ACTIVATIONS:
+        raise ValueError(f"cnnfast.{op}: activation must be None, 'relu' or 'tanh', got {value!r}")
+    return value
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None):
+    """F.conv2d (dilation 1, zero padding) followed by `activation` (None,
+    "relu" or "tanh"), as one implicit GEMM whose epilogue adds the bias and
+    applies the activation."""
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"cnnfast.conv2d: groups must be an int, got {groups!r}")
+    return _ops.conv2d(
+        x,
+        weight,
+        bias,
+        _pair(stride, "stride", "conv2d"),
+        _pair(padding, "padding", "conv2d"),
+        groups,
+        _activation(activation, "conv2d"),
+    )
+
+
+def linear(x, weight, bias=None, activation=None):
+    """F.linear followed by `activation` (None, "relu" or "tanh"): the
+    convolution engine with 1×1 images and a 1×1 kernel."""
+    return _ops.linear(x, weight, bias, _activation(activation, "linear"))
 
 
 # ---- shapes (the fake kernels) -------------------------------------------------
@@ -171,6 +204,41 @@ def _relu_lrn_max_pool2d_backward_fake(grad_output, x, offsets, size, alpha, bet
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+def _conv_output_size(size, kernel, pad, stride):
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+@torch.library.register_fake("cnnfast::conv2d")
+def _conv2d_fake(x, weight, bias=None, stride=(1,), padding=(0,), groups=1, activation=None):
+    stride = _pair(list(stride), "stride", "conv2d")
+    padding = _pair(list(padding), "padding", "conv2d")
+    out_h = _conv_output_size(x.shape[-2], weight.shape[2], padding[0], stride[0])
+    out_w = _conv_output_size(x.shape[-1], weight.shape[3], padding[1], stride[1])
+    return x.new_empty([*x.shape[:-3], weight.shape[0], out_h, out_w])
+
+
+@torch.library.register_fake("cnnfast::linear")
+def _linear_fake(x, weight, bias=None, activation=None):
+    return x.new_empty([*x.shape[:-1], weight.shape[0]])
+
+
+def _gradients_fake(x, weight, output_mask):
+    grad_x = x.new_empty(x.shape if output_mask[0] else [0])
+    grad_w = x.new_empty(weight.shape if output_mask[1] else [0])
+    grad_b = x.new_empty([weight.shape[0]] if output_mask[2] else [0])
+    return grad_x, grad_w, grad_b
+
+
+@torch.library.register_fake("cnnfast::_conv2d_backward")
+def _conv2d_backward_fake(grad_output, x, weight, output, stride, padding, groups, activation, output_mask):
+    return _gradients_fake(x, weight, output_mask)
+
+
+@torch.library.register_fake("cnnfast::_linear_backward")
+def _linear_backward_fake(grad_output, x, weight, output, activation, output_mask):
+    return _gradients_fake(x, weight, output_mask)
+
+
 # ---- autograd ------------------------------------------------------------------
 
 
@@ -243,6 +311,46 @@ def _relu_lrn_max_pool2d_backward(ctx, grad_output, _grad_offsets):
     return grad_x, None, None, None, None, None, None
 
 
+def _gradient_mask(ctx, bias_index):
+    needs = ctx.needs_input_grad
+    return [bool(needs[0]), bool(needs[1]), ctx.has_bias and bool(needs[bias_index])]
+
+
+def _gradients(mask, grad_x, grad_w, grad_b):
+    return tuple(g if wanted else None for wanted, g in zip(mask, (grad_x, grad_w, grad_b)))
+
+
+def _conv2d_setup(ctx, inputs, output):
+    # The output is kept for the activation's derivative (out > 0, 1 - out²).
+    x, weight, bias, *arguments = inputs
+    ctx.save_for_backward(x, weight, output)
+    ctx.has_bias = bias is not None
+    ctx.arguments = arguments  # stride, padding, groups, activation
+
+
+def _conv2d_backward(ctx, grad_output):
+    x, weight, output = ctx.saved_tensors
+    mask = _gradient_mask(ctx, 2)
+    grads = _ops._conv2d_backward(grad_output, x, weight, output, *ctx.arguments, mask)
+    return (*_gradients(mask, *grads), None, None, None, None)
+
+
+def _linear_setup(ctx, inputs, output):
+    x, weight, bias, activation = inputs
+    ctx.save_for_backward(x, weight, output)
+    ctx.has_bias = bias is not None
+    ctx.activation = activation
+
+
+def _linear_backward(ctx, grad_output):
+    x, weight, output = ctx.saved_tensors
+    mask = _gradient_mask(ctx, 2)
+    grads = _ops._linear_backward(grad_output, x, weight, output, ctx.activation, mask)
+    return (*_gradients(mask, *grads), None)
+
+
+torch.library.register_autograd("cnnfast::conv2d", _conv2d_backward, setup_context=_conv2d_setup)
+torch.library.register_autograd("cnnfast::linear", _linear_backward, setup_context=_linear_setup)
 torch.library.register_autograd("cnnfast::relu", _relu_backward, setup_context=_save_output)
 torch.library.register_autograd("cnnfast::tanh", _tanh_backward, setup_context=_save_output)
 torch.library.register_autograd(

@@ -65,6 +65,18 @@ TORCH_LIBRARY(cnnfast, m) {
       "float beta, float k) -> Tensor");
 
   m.def(
+      "conv2d(Tensor x, Tensor weight, Tensor? bias=None, int[2] stride=1, int[2] padding=0, "
+      "int groups=1, str? activation=None) -> Tensor");
+  m.def(
+      "_conv2d_backward(Tensor grad_output, Tensor x, Tensor weight, Tensor output, "
+      "int[2] stride, int[2] padding, int groups, str? activation, bool[3] output_mask) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def("linear(Tensor x, Tensor weight, Tensor? bias=None, str? activation=None) -> Tensor");
+  m.def(
+      "_linear_backward(Tensor grad_output, Tensor x, Tensor weight, Tensor output, "
+      "str? activation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+
+  m.def(
       "relu_lrn_max_pool2d(Tensor x, int size=5, float alpha=1e-4, float beta=0.75, "
       "float k=1.0, int[2] kernel_size=3, int[2] stride=2) -> Tensor");
   m.def(

@@ -39,12 +39,15 @@ const char* cpu_isa() { return CNNFAST_CPU_ISA; }
 
 std::string cuda_kernel_table() {
   // Every kernel below is a functor in csrc/kernels/ that the host launcher
-  // runs too; none uses warp shuffles, tensor cores or async copies yet.
+  // runs too (the implicit GEMM as a phased kernel with shared memory and
+  // barriers); none uses warp shuffles, tensor cores or async copies yet.
   static const char* const kernels[] = {
       "relu_forward",         "relu_backward",         "tanh_forward",
       "tanh_backward",        "max_pool2d_forward",    "max_pool2d_backward",
       "avg_pool2d_forward",   "avg_pool2d_backward",   "local_response_norm_forward",
       "local_response_norm_backward", "relu_lrn_max_pool2d_forward", "relu_lrn_max_pool2d_backward",
+      "implicit_gemm_fprop",  "implicit_gemm_dgrad",   "implicit_gemm_wgrad",
+      "gemm_slice_sum",
   };
   std::string table;
   for (const char* name : kernels) table += std::string(name) + ":emulated\n";

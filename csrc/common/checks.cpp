@@ -201,4 +201,113 @@ void check_offsets(const at::Tensor& offsets, const at::Tensor& grad_output,
   check_same_shape(offsets, grad_output, op, "offsets", "grad_output");
 }
 
+Activation parse_activation(std::optional<std::string_view> activation, const char* op) {
+  if (!activation.has_value()) return Activation::kNone;
+  if (*activation == "relu") return Activation::kRelu;
+  if (*activation == "tanh") return Activation::kTanh;
+  TORCH_CHECK(false, "cnnfast.", op, ": activation must be None, 'relu' or 'tanh', got '",
+              std::string(*activation), "'");
+}
+
+namespace {
+
+void check_bias(const std::optional<at::Tensor>& bias, const at::Tensor& x, int64_t channels,
+                const char* op) {
+  if (!bias.has_value()) return;
+  check_same_device_dtype(x, *bias, op, "x", "bias");
+  TORCH_CHECK(bias->dim() == 1 && bias->size(0) == channels, "cnnfast.", op,
+              ": bias must be a 1-D tensor of ", channels, " elements, got shape ",
+              bias->sizes());
+}
+
+}  // namespace
+
+ConvProblem conv2d_problem(const at::Tensor& x, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                           at::IntArrayRef padding, int64_t groups,
+                           std::optional<std::string_view> activation, const char* op,
+                           bool allow_16bit) {
+  check_dtype(x, op, "x", allow_16bit);
+  check_same_device_dtype(x, weight, op, "x", "weight");
+  TORCH_CHECK(x.dim() == 3 || x.dim() == 4, "cnnfast.", op,
+              ": x must be a 3-D (C, H, W) or 4-D (N, C, H, W) tensor, got shape ", x.sizes());
+  TORCH_CHECK(weight.dim() == 4, "cnnfast.", op,
+              ": weight must be a 4-D (out_channels, in_channels / groups, kH, kW) tensor, got "
+              "shape ",
+              weight.sizes());
+  TORCH_CHECK(groups > 0, "cnnfast.", op, ": groups must be positive, got ", groups);
+  const Pair step = pair_arg(stride, op, "stride");
+  const Pair pad = pair_arg(padding, op, "padding");
+  TORCH_CHECK(step.h > 0 && step.w > 0, "cnnfast.", op, ": stride must be positive, got ",
+              stride);
+  TORCH_CHECK(pad.h >= 0 && pad.w >= 0, "cnnfast.", op, ": padding must be non-negative, got ",
+              padding);
+  const int64_t batched = x.dim() == 4 ? 1 : 0;
+  ConvProblem p;
+  p.n = batched ? x.size(0) : 1;
+  p.c = x.size(batched);
+  p.h = x.size(batched + 1);
+  p.w = x.size(batched + 2);
+  p.k = weight.size(0);
+  p.r = weight.size(2);
+  p.s = weight.size(3);
+  p.groups = groups;
+  TORCH_CHECK(p.c > 0 && p.h > 0 && p.w > 0, "cnnfast.", op,
+              ": x must have non-zero channels, height and width, got shape ", x.sizes());
+  TORCH_CHECK(p.k > 0 && weight.size(1) > 0 && p.r > 0 && p.s > 0, "cnnfast.", op,
+              ": weight must have non-zero sizes, got shape ", weight.sizes());
+  TORCH_CHECK(p.c % groups == 0 && p.k % groups == 0, "cnnfast.", op, ": groups (", groups,
+              ") must divide both the input channels (", p.c, ") and the output channels (", p.k,
+              ")");
+  TORCH_CHECK(weight.size(1) * groups == p.c, "cnnfast.", op, ": weight of shape ",
+              weight.sizes(), " with groups=", groups, " expects ", weight.size(1) * groups,
+              " input channels, but x has ", p.c);
+  p.pad_h = pad.h;
+  p.pad_w = pad.w;
+  p.stride_h = step.h;
+  p.stride_w = step.w;
+  TORCH_CHECK(p.h + 2 * p.pad_h >= p.r && p.w + 2 * p.pad_w >= p.s, "cnnfast.", op,
+              ": kernel size (", p.r, ", ", p.s, ") is larger than the padded input (",
+              p.h + 2 * p.pad_h, ", ", p.w + 2 * p.pad_w, ")");
+  p.p = conv_output_size(p.h, p.r, p.pad_h, p.stride_h);
+  p.q = conv_output_size(p.w, p.s, p.pad_w, p.stride_w);
+  check_bias(bias, x, p.k, op);
+  p.act = parse_activation(activation, op);
+  return p;
+}
+
+ConvProblem linear_problem(const at::Tensor& x, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias,
+                           std::optional<std::string_view> activation, const char* op,
+                           bool allow_16bit) {
+  check_dtype(x, op, "x", allow_16bit);
+  check_same_device_dtype(x, weight, op, "x", "weight");
+  TORCH_CHECK(x.dim() >= 1, "cnnfast.", op, ": x must have at least one dimension");
+  TORCH_CHECK(weight.dim() == 2, "cnnfast.", op,
+              ": weight must be a 2-D (out_features, in_features) tensor, got shape ",
+              weight.sizes());
+  TORCH_CHECK(x.size(-1) == weight.size(1), "cnnfast.", op, ": x has ", x.size(-1),
+              " features in its last dimension but weight expects ", weight.size(1),
+              " (x shape ", x.sizes(), ", weight shape ", weight.sizes(), ")");
+  TORCH_CHECK(weight.size(0) > 0 && weight.size(1) > 0, "cnnfast.", op,
+              ": weight must have non-zero sizes, got shape ", weight.sizes());
+  ConvProblem p;
+  p.c = weight.size(1);
+  p.n = x.numel() / p.c;
+  p.h = p.w = p.r = p.s = p.p = p.q = 1;
+  p.k = weight.size(0);
+  check_bias(bias, x, p.k, op);
+  p.act = parse_activation(activation, op);
+  return p;
+}
+
+void check_conv_backward(const at::Tensor& grad_output, const at::Tensor& output,
+                         const at::Tensor& x, at::IntArrayRef output_size, const char* op) {
+  check_same_device_dtype(x, grad_output, op, "x", "grad_output");
+  check_same_device_dtype(x, output, op, "x", "output");
+  TORCH_CHECK(grad_output.sizes() == output_size && output.sizes() == output_size, "cnnfast.",
+              op, ": grad_output and output must have the forward output's shape ",
+              output_size, ", got ", grad_output.sizes(), " and ", output.sizes());
+}
+
 }  // namespace cnnfast

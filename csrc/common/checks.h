@@ -4,6 +4,10 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include <optional>
+#include <string_view>
+
+#include "conv2d.h"
 #include "fused_stage.h"
 #include "lrn.h"
 #include "pool2d.h"
@@ -60,6 +64,29 @@ FusedStageProblem fused_stage_backward_problem(const at::Tensor& grad_output,
                                                at::IntArrayRef kernel_size,
                                                at::IntArrayRef stride, const char* op,
                                                bool allow_16bit);
+
+// "relu", "tanh" or none; anything else is an error naming the choices.
+Activation parse_activation(std::optional<std::string_view> activation, const char* op);
+
+// A convolution problem from conv2d's arguments: x is (N, C, H, W) or
+// (C, H, W), weight (K, C / groups, R, S), bias (K) or absent.
+ConvProblem conv2d_problem(const at::Tensor& x, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                           at::IntArrayRef padding, int64_t groups,
+                           std::optional<std::string_view> activation, const char* op,
+                           bool allow_16bit);
+
+// linear as a convolution: x (*, in_features) is N = prod(*) images of
+// in_features channels, 1×1 pixels; weight (out_features, in_features).
+ConvProblem linear_problem(const at::Tensor& x, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias,
+                           std::optional<std::string_view> activation, const char* op,
+                           bool allow_16bit);
+
+// Backward of either: grad_output and the saved output must have the
+// forward output's sizes (`output_size`), dtype and device.
+void check_conv_backward(const at::Tensor& grad_output, const at::Tensor& output,
+                         const at::Tensor& x, at::IntArrayRef output_size, const char* op);
 
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.

@@ -4,6 +4,7 @@
 // exactly the (block, thread) pairs a GPU would run.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "macros.h"
 
@@ -60,6 +61,42 @@ inline LaunchShape elementwise_launch_shape(int64_t n, int64_t threads = 256,
   return shape;
 }
 
+// A kernel that needs shared memory and barriers is written as phases. Its
+// body, `kernel(block, shared)`, calls block.each_thread(f) once per phase
+// and block.barrier() where the threads must meet; f(thread, registers) is
+// one thread's share of the phase, with `registers` the state that thread
+// keeps across phases. On a GPU every thread runs f once per phase and
+// barrier() is __syncthreads() (csrc/cuda/launch.cuh). The host block runs f
+// for every thread of the block in turn, so each phase sees shared memory as
+// the whole previous phase left it. Kernel::Shared and Kernel::Registers
+// name the two state types.
+template <class Registers>
+class HostBlock {
+ public:
+  HostBlock(const LaunchShape& shape, const Dim3& block_idx)
+      : registers_(static_cast<size_t>(shape.block.count())) {
+    t_.grid_dim = shape.grid;
+    t_.block_dim = shape.block;
+    t_.block_idx = block_idx;
+  }
+
+  template <class F>
+  void each_thread(const F& f) {
+    size_t i = 0;
+    ThreadIndex t = t_;
+    for (t.thread_idx.z = 0; t.thread_idx.z < t.block_dim.z; ++t.thread_idx.z)
+      for (t.thread_idx.y = 0; t.thread_idx.y < t.block_dim.y; ++t.thread_idx.y)
+        for (t.thread_idx.x = 0; t.thread_idx.x < t.block_dim.x; ++t.thread_idx.x)
+          f(static_cast<const ThreadIndex&>(t), registers_[i++]);
+  }
+  void barrier() const {}
+  const ThreadIndex& index() const { return t_; }
+
+ private:
+  ThreadIndex t_;
+  std::vector<Registers> registers_;
+};
+
 // Host stand-in for a CUDA launch: runs the kernel body for every block and
 // thread of the grid, in order. Used by the emulation mode only.
 struct HostLauncher {
@@ -79,6 +116,20 @@ struct HostLauncher {
             for (t.thread_idx.y = 0; t.thread_idx.y < shape.block.y; ++t.thread_idx.y)
               for (t.thread_idx.x = 0; t.thread_idx.x < shape.block.x; ++t.thread_idx.x)
                 kernel(t);
+  }
+
+  // A phased kernel (see HostBlock): one block after the other.
+  template <class Kernel>
+  void launch_blocks(const LaunchShape& shape, const Kernel& kernel) const {
+    if (shape.empty()) return;
+    Dim3 b;
+    for (b.z = 0; b.z < shape.grid.z; ++b.z)
+      for (b.y = 0; b.y < shape.grid.y; ++b.y)
+        for (b.x = 0; b.x < shape.grid.x; ++b.x) {
+          typename Kernel::Shared shared{};
+          HostBlock<typename Kernel::Registers> block(shape, b);
+          kernel(block, shared);
+        }
   }
 };
 

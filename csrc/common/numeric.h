@@ -46,6 +46,10 @@ CNNFAST_INLINE T relu_grad(T grad, T out) {
   return out <= T(0) ? T(0) : grad;
 }
 
+// tanh for each accumulation type (tanhf for float on host and device).
+CNNFAST_INLINE float tanh_value(float x) { return ::tanhf(x); }
+CNNFAST_INLINE double tanh_value(double x) { return ::tanh(x); }
+
 // d tanh / dx = 1 - tanh², from the saved output.
 template <class T>
 CNNFAST_INLINE T tanh_grad(T grad, T out) {

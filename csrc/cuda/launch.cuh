@@ -20,6 +20,35 @@ __global__ void run_kernel(const Kernel kernel) {
   kernel(t);
 }
 
+// One thread's view of a phased kernel's block (csrc/common/launch.h).
+template <class Registers>
+class DeviceBlock {
+ public:
+  __device__ DeviceBlock() {
+    t_.block_idx = {blockIdx.x, blockIdx.y, blockIdx.z};
+    t_.thread_idx = {threadIdx.x, threadIdx.y, threadIdx.z};
+    t_.block_dim = {blockDim.x, blockDim.y, blockDim.z};
+    t_.grid_dim = {gridDim.x, gridDim.y, gridDim.z};
+  }
+  template <class F>
+  __device__ void each_thread(const F& f) {
+    f(static_cast<const ThreadIndex&>(t_), registers_);
+  }
+  __device__ void barrier() const { __syncthreads(); }
+  __device__ const ThreadIndex& index() const { return t_; }
+
+ private:
+  ThreadIndex t_;
+  Registers registers_;
+};
+
+template <class Kernel>
+__global__ void run_block_kernel(const Kernel kernel) {
+  __shared__ typename Kernel::Shared shared;
+  DeviceBlock<typename Kernel::Registers> block;
+  kernel(block, shared);
+}
+
 class CudaLauncher {
  public:
   explicit CudaLauncher(const c10::Device& device) : guard_(device) {}
@@ -27,15 +56,23 @@ class CudaLauncher {
   template <class Kernel>
   void launch(const LaunchShape& shape, const Kernel& kernel) const {
     if (shape.empty()) return;
-    const dim3 grid(static_cast<unsigned>(shape.grid.x), static_cast<unsigned>(shape.grid.y),
-                    static_cast<unsigned>(shape.grid.z));
-    const dim3 block(static_cast<unsigned>(shape.block.x), static_cast<unsigned>(shape.block.y),
-                     static_cast<unsigned>(shape.block.z));
-    run_kernel<<<grid, block, 0, c10::cuda::getCurrentCUDAStream()>>>(kernel);
+    run_kernel<<<dims(shape.grid), dims(shape.block), 0, c10::cuda::getCurrentCUDAStream()>>>(
+        kernel);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  template <class Kernel>
+  void launch_blocks(const LaunchShape& shape, const Kernel& kernel) const {
+    if (shape.empty()) return;
+    run_block_kernel<<<dims(shape.grid), dims(shape.block), 0,
+                       c10::cuda::getCurrentCUDAStream()>>>(kernel);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
  private:
+  static dim3 dims(const Dim3& d) {
+    return dim3(static_cast<unsigned>(d.x), static_cast<unsigned>(d.y), static_cast<unsigned>(d.z));
+  }
   c10::cuda::CUDAGuard guard_;
 };
 

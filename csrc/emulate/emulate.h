@@ -5,6 +5,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include <array>
+#include <optional>
+#include <string_view>
 #include <tuple>
 
 namespace cnnfast {
@@ -42,6 +45,23 @@ at::Tensor relu_lrn_max_pool2d_backward(const at::Tensor& grad_output, const at:
                                         const at::Tensor& offsets, int64_t size, double alpha,
                                         double beta, double k, at::IntArrayRef kernel_size,
                                         at::IntArrayRef stride);
+
+at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
+                          const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                          at::IntArrayRef padding, int64_t groups,
+                          std::optional<std::string_view> activation);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
+    const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& output, at::IntArrayRef stride, at::IntArrayRef padding, int64_t groups,
+    std::optional<std::string_view> activation, std::array<bool, 3> output_mask);
+
+at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
+                          const std::optional<at::Tensor>& bias,
+                          std::optional<std::string_view> activation);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
+    const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& output, std::optional<std::string_view> activation,
+    std::array<bool, 3> output_mask);
 
 }  // namespace emulate
 }  // namespace cnnfast

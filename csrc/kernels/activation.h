@@ -23,8 +23,8 @@ struct Relu {
 };
 
 struct Tanh {
-  static CNNFAST_HD float forward(float x) { return ::tanhf(x); }
-  static CNNFAST_HD double forward(double x) { return ::tanh(x); }
+  static CNNFAST_HD float forward(float x) { return tanh_value(x); }
+  static CNNFAST_HD double forward(double x) { return tanh_value(x); }
   template <class T>
   static CNNFAST_HD T backward(T grad, T out) {
     return tanh_grad(grad, out);

@@ -1,0 +1,290 @@
+#pragma once
+// Convolution as implicit GEMM, in CUTLASS's vocabulary: a problem struct
+// and three operators — fprop (forward), dgrad (gradient of the input) and
+// wgrad (gradient of the weight) — each one GEMM per group whose operands are
+// read from the tensors on the fly, never through an im2col buffer.
+//
+// Every operator is a "GEMM view" with the same interface, used alike by the
+// CPU engine (csrc/cpu/implicit_gemm.h) and the CUDA kernel
+// (csrc/kernels/implicit_gemm.h):
+//   rows(), cols(), depth()      C (rows × cols) = A (rows × depth) · B (depth × cols)
+//   a_rows(), a_row_stride(),    A[m][kd] sits at a_rows()[m * a_row_stride() + a_offset(kd)];
+//   a_offset(kd), a_at(m, off)   a_at reads it (applying the activation's derivative in wgrad)
+//   b_source(), b_bounds(),      B is a gather: a depth index and a column index each
+//   b_depth(kd), b_col(col),     contribute an offset and a (y, x) position; b_at reads
+//   b_at(depth, col)             the element where the summed position is inside, else 0
+//   out_base(), out_col(col),    the epilogue: C[m][col] goes to
+//   out_row_stride(),            out_base()[out_col(col) + m * out_row_stride()] after
+//   bias_value(m), activation()  the bias and activation; store() does all of it
+//   store(m, col, value)
+// linear is the same engine with a 1×1 image and a 1×1 kernel.
+#include <cstdint>
+
+#include "macros.h"
+#include "numeric.h"
+
+namespace cnnfast {
+
+// The fused activation. Its derivative is read off the saved output.
+enum class Activation : int32_t { kNone = 0, kRelu = 1, kTanh = 2 };
+
+template <class T>
+CNNFAST_INLINE T activate(T v, Activation act) {
+  if (act == Activation::kRelu) return relu_value(v);
+  if (act == Activation::kTanh) return tanh_value(v);
+  return v;
+}
+
+template <class T>
+CNNFAST_INLINE T activation_grad(T grad, T out, Activation act) {
+  if (act == Activation::kRelu) return relu_grad(grad, out);
+  if (act == Activation::kTanh) return tanh_grad(grad, out);
+  return grad;
+}
+
+// x: n × c × h × w, weight: k × (c / groups) × r × s, output: n × k × p × q.
+struct ConvProblem {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  int64_t k = 0, r = 0, s = 0;
+  int64_t p = 0, q = 0;
+  int64_t pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1;
+  int64_t groups = 1;
+  Activation act = Activation::kNone;
+
+  CNNFAST_HD int64_t c_group() const { return c / groups; }
+  CNNFAST_HD int64_t k_group() const { return k / groups; }
+  CNNFAST_HD int64_t in_plane() const { return h * w; }
+  CNNFAST_HD int64_t out_plane() const { return p * q; }
+  CNNFAST_HD int64_t filter_taps() const { return r * s; }
+};
+
+// torch's convolution output size (dilation 1).
+CNNFAST_INLINE int64_t conv_output_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride) {
+  return (in + 2 * pad - kernel) / stride + 1;
+}
+
+// A gathered coordinate: the offset an index adds in the source tensor and
+// the (y, x) position it adds. The summed position must lie on the stride
+// grid and inside the limits; the element is then read at the summed offset
+// plus the position's row and column (divided by the stride) in the source.
+struct GatherCoord {
+  int64_t offset = 0, y = 0, x = 0;
+  bool ones = false;  // the constant column of ones (wgrad's bias column)
+};
+
+struct GatherBounds {
+  int64_t stride_y = 1, stride_x = 1, limit_y = 0, limit_x = 0, pitch = 0;
+
+  CNNFAST_HD bool axis_ok(int64_t v, int64_t stride, int64_t limit) const {
+    return v >= 0 && v % stride == 0 && v / stride < limit;
+  }
+  // Index of the element at depth d and column c in the source, or -1 where
+  // it falls in the padding or off the stride grid.
+  CNNFAST_HD int64_t index(const GatherCoord& d, const GatherCoord& c) const {
+    const int64_t y = d.y + c.y, x = d.x + c.x;
+    if (stride_y == 1 && stride_x == 1)  // no divisions on the common path
+      return y >= 0 && y < limit_y && x >= 0 && x < limit_x ? d.offset + c.offset + y * pitch + x
+                                                             : -1;
+    if (!axis_ok(y, stride_y, limit_y) || !axis_ok(x, stride_x, limit_x)) return -1;
+    return d.offset + c.offset + (y / stride_y) * pitch + x / stride_x;
+  }
+};
+
+template <class T>
+CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds,
+                                        const GatherCoord& depth, const GatherCoord& col) {
+  if (col.ones) return acc_type<T>(1);
+  const int64_t at = bounds.index(depth, col);
+  return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(src[at]);
+}
+
+// ---- fprop: out[n, k, p, q] = act(bias[k] + sum_{c, r, s} w[k, c, r, s] x[n, c, ...])
+// rows = output channels of the group, cols = (n, p, q), depth = (c, r, s).
+template <class T>
+struct FpropGemm {
+  using element_type = T;
+  const T* x;
+  const T* weight;
+  const T* bias;  // may be null
+  T* out;
+  ConvProblem p;
+  int64_t group;
+
+  CNNFAST_HD int64_t rows() const { return p.k_group(); }
+  CNNFAST_HD int64_t cols() const { return p.n * p.out_plane(); }
+  CNNFAST_HD int64_t depth() const { return p.c_group() * p.filter_taps(); }
+
+  CNNFAST_HD int64_t a_row_stride() const { return depth(); }
+  CNNFAST_HD const T* a_rows() const { return weight + group * p.k_group() * depth(); }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const { return kd; }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    return static_cast<acc_type<T>>(a_rows()[m * a_row_stride() + offset]);
+  }
+
+  CNNFAST_HD const T* b_source() const { return x; }
+  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, p.h, p.w, p.w}; }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    return gather_value(x, b_bounds(), d, c);
+  }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
+    const int64_t c = kd / p.filter_taps(), tap = kd % p.filter_taps();
+    return {(group * p.c_group() + c) * p.in_plane(), tap / p.s - p.pad_h, tap % p.s - p.pad_w};
+  }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const {
+    const int64_t n = col / p.out_plane(), pix = col % p.out_plane();
+    return {n * p.c * p.in_plane(), (pix / p.q) * p.stride_h, (pix % p.q) * p.stride_w};
+  }
+
+  // Epilogue: out_base()[out_col(col) + m * out_row_stride()] = act(v + bias).
+  CNNFAST_HD T* out_base() const { return out; }
+  CNNFAST_HD int64_t out_row_stride() const { return p.out_plane(); }
+  CNNFAST_HD int64_t out_col(int64_t col) const {
+    const int64_t n = col / p.out_plane(), pix = col % p.out_plane();
+    return (n * p.k + group * p.k_group()) * p.out_plane() + pix;
+  }
+  CNNFAST_HD acc_type<T> bias_value(int64_t m) const {
+    return bias == nullptr ? acc_type<T>(0)
+                           : static_cast<acc_type<T>>(bias[group * p.k_group() + m]);
+  }
+  CNNFAST_HD Activation activation() const { return p.act; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    out[out_col(col) + m * out_row_stride()] = static_cast<T>(activate(v + bias_value(m), p.act));
+  }
+};
+
+// ---- dgrad: grad_x[n, c, h, w] = sum_{k, r, s} w[k, c, r, s] g[n, k, (h + pad - r) / stride, ...]
+// where g is grad_output times the activation's derivative (from `out`, which
+// is null when that product is already formed) and the division is exact.
+// rows = input channels of the group, cols = (n, h, w), depth = (k, r, s).
+template <class T>
+struct DgradGemm {
+  using element_type = T;
+  const T* grad;
+  const T* out;  // saved output for the activation's derivative, or null
+  const T* weight;
+  T* grad_x;
+  ConvProblem p;
+  int64_t group;
+
+  CNNFAST_HD int64_t rows() const { return p.c_group(); }
+  CNNFAST_HD int64_t cols() const { return p.n * p.in_plane(); }
+  CNNFAST_HD int64_t depth() const { return p.k_group() * p.filter_taps(); }
+
+  CNNFAST_HD int64_t a_row_stride() const { return p.filter_taps(); }
+  CNNFAST_HD const T* a_rows() const { return weight + group * p.k_group() * p.c_group() * p.filter_taps(); }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const {
+    const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
+    return k * p.c_group() * p.filter_taps() + tap;
+  }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    return static_cast<acc_type<T>>(a_rows()[m * a_row_stride() + offset]);
+  }
+
+  CNNFAST_HD const T* b_source() const { return grad; }
+  CNNFAST_HD GatherBounds b_bounds() const { return {p.stride_h, p.stride_w, p.p, p.q, p.q}; }
+  // The output position (h + pad - r, w + pad - s), counted in input pixels:
+  // it is read where it falls on the stride grid.
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
+    const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
+    const int64_t y = p.pad_h - tap / p.s, x_ = p.pad_w - tap % p.s;
+    return {(group * p.k_group() + k) * p.out_plane(), y, x_};
+  }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const {
+    const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
+    return {n * p.k * p.out_plane(), pix / p.w, pix % p.w};
+  }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    const int64_t at = b_bounds().index(d, c);
+    if (at < 0) return acc_type<T>(0);
+    const acc_type<T> g = static_cast<acc_type<T>>(grad[at]);
+    return out == nullptr ? g : activation_grad(g, static_cast<acc_type<T>>(out[at]), p.act);
+  }
+
+  CNNFAST_HD T* out_base() const { return grad_x; }
+  CNNFAST_HD int64_t out_row_stride() const { return p.in_plane(); }
+  CNNFAST_HD int64_t out_col(int64_t col) const {
+    const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
+    return (n * p.c + group * p.c_group()) * p.in_plane() + pix;
+  }
+  CNNFAST_HD acc_type<T> bias_value(int64_t) const { return acc_type<T>(0); }
+  CNNFAST_HD Activation activation() const { return Activation::kNone; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    grad_x[out_col(col) + m * out_row_stride()] = static_cast<T>(v);
+  }
+};
+
+// ---- wgrad: grad_w[k, c, r, s] = sum_{n, p, q} g[n, k, p, q] x[n, c, p*stride - pad + r, ...]
+// rows = output channels of the group, cols = (c, r, s) plus, when the bias
+// gradient is wanted, one column of ones (its sum over n, p, q), depth = (n, p, q).
+template <class T>
+struct WgradGemm {
+  using element_type = T;
+  const T* grad;
+  const T* out;  // as in DgradGemm
+  const T* x;
+  T* grad_w;     // may be null when only the bias gradient is wanted
+  T* grad_bias;  // may be null
+  ConvProblem p;
+  int64_t group;
+
+  CNNFAST_HD int64_t weight_cols() const {
+    return grad_w == nullptr ? 0 : p.c_group() * p.filter_taps();
+  }
+  CNNFAST_HD int64_t rows() const { return p.k_group(); }
+  CNNFAST_HD int64_t cols() const { return weight_cols() + (grad_bias == nullptr ? 0 : 1); }
+  CNNFAST_HD int64_t depth() const { return p.n * p.out_plane(); }
+
+  CNNFAST_HD int64_t a_row_stride() const { return p.out_plane(); }
+  CNNFAST_HD const T* a_rows() const { return grad + group * p.k_group() * p.out_plane(); }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const {
+    return (kd / p.out_plane()) * p.k * p.out_plane() + kd % p.out_plane();
+  }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    const int64_t at = m * a_row_stride() + offset;
+    const acc_type<T> g = static_cast<acc_type<T>>(a_rows()[at]);
+    if (out == nullptr) return g;
+    const T* out_rows = out + group * p.k_group() * p.out_plane();
+    return activation_grad(g, static_cast<acc_type<T>>(out_rows[at]), p.act);
+  }
+
+  CNNFAST_HD const T* b_source() const { return x; }
+  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, p.h, p.w, p.w}; }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
+    const int64_t n = kd / p.out_plane(), pix = kd % p.out_plane();
+    return {n * p.c * p.in_plane(), (pix / p.q) * p.stride_h, (pix % p.q) * p.stride_w};
+  }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const {
+    GatherCoord coord;
+    if (col >= weight_cols()) {
+      coord.ones = true;
+      return coord;
+    }
+    const int64_t c = col / p.filter_taps(), tap = col % p.filter_taps();
+    coord.offset = (group * p.c_group() + c) * p.in_plane();
+    coord.y = tap / p.s - p.pad_h;
+    coord.x = tap % p.s - p.pad_w;
+    return coord;
+  }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    return gather_value(x, b_bounds(), d, c);
+  }
+
+  // The weight columns are stored as a plain row-major block; out_col is -1
+  // for the bias column, which only store() writes.
+  CNNFAST_HD T* out_base() const { return grad_w; }
+  CNNFAST_HD int64_t out_row_stride() const { return weight_cols(); }
+  CNNFAST_HD int64_t out_col(int64_t col) const {
+    return col < weight_cols() ? group * p.k_group() * weight_cols() + col : -1;
+  }
+  CNNFAST_HD acc_type<T> bias_value(int64_t) const { return acc_type<T>(0); }
+  CNNFAST_HD Activation activation() const { return Activation::kNone; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    const int64_t at = out_col(col);
+    if (at >= 0)
+      grad_w[at + m * out_row_stride()] = static_cast<T>(v);
+    else
+      grad_bias[group * p.k_group() + m] = static_cast<T>(v);
+  }
+};
+
+}  // namespace cnnfast

@@ -1,0 +1,149 @@
+#pragma once
+// conv2d and its backward on a GEMM engine: the CPU engine
+// (csrc/cpu/implicit_gemm.h) or the tiled CUDA kernel on a launcher
+// (implicit_gemm.h, on the GPU or emulated). The driver checks the
+// arguments, allocates the results and hands the engine one GEMM view per
+// group and operator.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <array>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "../common/checks.h"
+#include "../common/conv2d.h"
+
+namespace cnnfast {
+namespace kernels {
+
+// f(T{}) for the element type: 16-bit types too where the engine takes them.
+template <class Engine, class F>
+void dispatch_gemm_type(at::ScalarType dtype, const F& f) {
+  if constexpr (Engine::kHalfTypes) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "implicit_gemm",
+                                    [&] { f(scalar_t{}); });
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(dtype, "implicit_gemm", [&] { f(scalar_t{}); });
+  }
+}
+
+template <class View, class Make>
+std::vector<View> per_group(const ConvProblem& p, const Make& make) {
+  std::vector<View> views;
+  for (int64_t g = 0; g < p.groups; ++g) views.push_back(make(g));
+  return views;
+}
+
+// The gradient the backward GEMMs read, with the saved output the views
+// apply the activation's derivative from (undefined when the engine formed
+// the product itself, or there is no activation).
+struct BackwardSource {
+  at::Tensor grad, output;
+};
+
+template <class Engine>
+BackwardSource backward_source(const Engine& engine, const at::Tensor& grad_output,
+                               const at::Tensor& output, Activation act) {
+  const at::Tensor grad = grad_output.contiguous();
+  if (act == Activation::kNone) return {grad, at::Tensor()};
+  if constexpr (Engine::kFormsGradProductFirst)
+    return {engine.grad_product(grad, output.contiguous(), act), at::Tensor()};
+  else
+    return {grad, output.contiguous()};
+}
+
+template <class T>
+const T* data_or_null(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+template <class T>
+T* mutable_data_or_null(const at::Tensor& t) {
+  return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
+}
+
+// dgrad and wgrad of any problem (conv2d's or linear's), into tensors of the
+// given sizes; a gradient not asked for comes back empty.
+template <class Engine>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
+    const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
+    const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
+    std::array<bool, 3> output_mask, const char* op) {
+  const BackwardSource source = backward_source(engine, grad_output, output, p.act);
+  const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  const auto empty = [&] { return at::empty({0}, x.options()); };
+  at::Tensor grad_x = output_mask[0] ? at::empty(x.sizes(), x.options()) : empty();
+  at::Tensor grad_w = output_mask[1] ? at::empty(weight.sizes(), x.options()) : empty();
+  at::Tensor grad_b = output_mask[2] ? at::empty({p.k}, x.options()) : empty();
+  dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = source.grad.const_data_ptr<T>();
+    const T* out = data_or_null<T>(source.output);
+    if (output_mask[0])
+      engine.run(per_group<DgradGemm<T>>(p, [&](int64_t group) {
+        return DgradGemm<T>{g, out, filter.const_data_ptr<T>(), grad_x.mutable_data_ptr<T>(), p,
+                            group};
+      }));
+    if (output_mask[1] || output_mask[2])
+      engine.run(per_group<WgradGemm<T>>(p, [&](int64_t group) {
+        return WgradGemm<T>{g,
+                            out,
+                            input.const_data_ptr<T>(),
+                            output_mask[1] ? grad_w.mutable_data_ptr<T>() : nullptr,
+                            output_mask[2] ? grad_b.mutable_data_ptr<T>() : nullptr,
+                            p,
+                            group};
+      }));
+  });
+  return {grad_x, grad_w, grad_b};
+}
+
+template <class Engine>
+at::Tensor conv_forward(const Engine& engine, const ConvProblem& p, const at::Tensor& x,
+                        const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                        at::IntArrayRef output_size, const char* op) {
+  const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor out = at::empty(output_size, x.options());
+  dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    engine.run(per_group<FpropGemm<T>>(p, [&](int64_t group) {
+      return FpropGemm<T>{input.const_data_ptr<T>(), filter.const_data_ptr<T>(),
+                          data_or_null<T>(shift), out.mutable_data_ptr<T>(), p, group};
+    }));
+  });
+  return out;
+}
+
+inline std::vector<int64_t> conv2d_output_size(const at::Tensor& x, const ConvProblem& p) {
+  if (x.dim() == 3) return {p.k, p.p, p.q};
+  return {p.n, p.k, p.p, p.q};
+}
+
+template <class Engine>
+at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
+                          const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                          at::IntArrayRef padding, int64_t groups,
+                          std::optional<std::string_view> activation) {
+  const ConvProblem p = conv2d_problem(x, weight, bias, stride, padding, groups, activation,
+                                       "conv2d", Engine::kHalfTypes);
+  return conv_forward(Engine(x), p, x, weight, bias, conv2d_output_size(x, p), "conv2d");
+}
+
+template <class Engine>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
+    const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& output, at::IntArrayRef stride, at::IntArrayRef padding, int64_t groups,
+    std::optional<std::string_view> activation, std::array<bool, 3> output_mask) {
+  const char* op = "_conv2d_backward";
+  const ConvProblem p = conv2d_problem(x, weight, std::nullopt, stride, padding, groups,
+                                       activation, op, Engine::kHalfTypes);
+  check_conv_backward(grad_output, output, x, conv2d_output_size(x, p), op);
+  return conv_backward(Engine(x), p, grad_output, x, weight, output, output_mask, op);
+}
+
+}  // namespace kernels
+}  // namespace cnnfast

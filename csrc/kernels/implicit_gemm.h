@@ -1,0 +1,277 @@
+#pragma once
+// The CUDA implicit-GEMM kernel: one GEMM view of csrc/common/conv2d.h
+// (fprop, dgrad or wgrad of one group), as a phased kernel (launch.h) so the
+// host launcher runs the same code in the emulation tests.
+//
+// Tiles: a block of 256 threads computes a 128 × 128 tile of C, stepping
+// through the depth 8 at a time; each thread keeps an 8 × 8 block of C in
+// registers (64 accumulators) as two 4-row × two 4-column quarters, 64 apart,
+// so a warp's shared-memory reads of its fragments fall in distinct banks.
+// 128 × 128 × 8 is the classic FP32 SIMT shape: per depth step a thread does
+// 64 FMAs for 16 shared-memory reads, and the two stages of A and B tiles
+// take 16 KiB of shared memory in float (32 KiB in double), leaving room for
+// two blocks per SM.
+//
+// Per depth tile:  load the next A and B tiles from global memory into
+// registers (gathered: the implicit im2col) → multiply the current tiles from
+// shared memory → store the loaded tiles into the other shared-memory stage →
+// barrier. One barrier per tile: a stage is rewritten only after every thread
+// has passed the barrier that ends the multiply reading it. The depth
+// coordinates of a tile (channel, filter tap or pixel: divisions) are worked
+// out once per tile by 8 threads into a shared table two tiles ahead, not by
+// every thread for every element.
+//
+// Loads: thread t reads B column t % 128 at depth rows t / 128 + 2i, so a
+// warp reads 32 consecutive columns (consecutive pixels: coalesced for
+// stride-1 convolutions), and A row t / 8 + 32i at depth t % 8 (8 threads
+// per row: consecutive weights). They are gathers with padding, so they stay
+// scalar loads.
+//
+// Deep GEMMs with few tiles (wgrad: depth = N·P·Q) split the depth over
+// grid.z; each slice writes its partial tile to a float workspace and
+// GemmSliceSumKernel adds the slices in order — deterministic, no atomics.
+//
+// Tensor cores (TF32, FP16/BF16 mma) are a later issue: they would be another
+// kernel chosen by run_gemm_view below, beside this SIMT one.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/ScalarType.h>
+
+#include <algorithm>
+
+#include "../common/conv2d.h"
+#include "../common/launch.h"
+
+namespace cnnfast {
+namespace kernels {
+
+struct GemmTile {
+  static constexpr int kRows = 128, kCols = 128, kDepth = 8;
+  static constexpr int kThreads = 256;
+  static constexpr int kThreadRows = 8, kThreadCols = 8;
+  static constexpr int kLoadsA = kRows * kDepth / kThreads;  // 4
+  static constexpr int kLoadsB = kCols * kDepth / kThreads;  // 4
+};
+
+template <class View>
+struct ImplicitGemmKernel {
+  using T = typename View::element_type;
+  using acc_t = acc_type<T>;
+  using Tile = GemmTile;
+
+  View view;
+  int64_t depth_slice;  // depth per grid.z slice
+  acc_t* partial;       // [slices][rows][cols] partial sums, or null: store directly
+
+  struct Shared {
+    acc_t a[2][Tile::kDepth][Tile::kRows + 4];  // padded: the transposing stores spread over banks
+    acc_t b[2][Tile::kDepth][Tile::kCols];
+    // Depth coordinates of the tiles in flight, two tiles ahead.
+    int64_t a_offset[2][Tile::kDepth];
+    int64_t d_offset[2][Tile::kDepth], d_y[2][Tile::kDepth], d_x[2][Tile::kDepth];
+  };
+
+  struct Registers {
+    acc_t acc[Tile::kThreadRows][Tile::kThreadCols];
+    acc_t next_a[Tile::kLoadsA], next_b[Tile::kLoadsB];
+    GatherCoord column;  // this thread's B column
+    bool column_inside;
+  };
+
+  // Rows (and columns) of a thread's 8 × 8 block: two quarters 64 apart.
+  static CNNFAST_HD int fragment(int lane, int i) { return (i / 4) * 64 + lane * 4 + i % 4; }
+
+  struct Span {
+    int64_t row0, col0, kd_begin, kd_end, tiles;
+  };
+  CNNFAST_HD Span span(const ThreadIndex& t) const {
+    Span s;
+    s.row0 = t.block_idx.y * Tile::kRows;
+    s.col0 = t.block_idx.x * Tile::kCols;
+    s.kd_begin = min_i64(view.depth(), t.block_idx.z * depth_slice);
+    s.kd_end = min_i64(view.depth(), s.kd_begin + depth_slice);
+    s.tiles = (s.kd_end - s.kd_begin + Tile::kDepth - 1) / Tile::kDepth;
+    return s;
+  }
+
+  // Threads 0..7 write the depth coordinates of `tile` into table `slot`.
+  CNNFAST_HD void write_depth_table(const ThreadIndex& t, const Span& s, int64_t tile, int slot,
+                                    Shared& sh) const {
+    const int64_t i = t.thread_idx.x;
+    if (i >= Tile::kDepth) return;
+    const int64_t kd = s.kd_begin + tile * Tile::kDepth + i;
+    if (tile >= s.tiles || kd >= s.kd_end) return;
+    const GatherCoord d = view.b_depth(kd);
+    sh.a_offset[slot][i] = view.a_offset(kd);
+    sh.d_offset[slot][i] = d.offset;
+    sh.d_y[slot][i] = d.y;
+    sh.d_x[slot][i] = d.x;
+  }
+
+  CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int64_t tile, const Shared& sh,
+                            Registers& r) const {
+    const int slot = static_cast<int>(tile % 2);
+    const int64_t tid = t.thread_idx.x;
+    for (int i = 0; i < Tile::kLoadsA; ++i) {
+      const int64_t row = s.row0 + tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth);
+      const int64_t k = tid % Tile::kDepth;
+      const bool inside = row < view.rows() && s.kd_begin + tile * Tile::kDepth + k < s.kd_end;
+      r.next_a[i] = inside ? view.a_at(row, sh.a_offset[slot][k]) : acc_t(0);
+    }
+    for (int i = 0; i < Tile::kLoadsB; ++i) {
+      const int64_t k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
+      const bool inside = r.column_inside && s.kd_begin + tile * Tile::kDepth + k < s.kd_end;
+      GatherCoord d;
+      d.offset = sh.d_offset[slot][k];
+      d.y = sh.d_y[slot][k];
+      d.x = sh.d_x[slot][k];
+      r.next_b[i] = inside ? view.b_at(d, r.column) : acc_t(0);
+    }
+  }
+
+  CNNFAST_HD void store_tile(const ThreadIndex& t, int stage, const Registers& r,
+                             Shared& sh) const {
+    const int64_t tid = t.thread_idx.x;
+    for (int i = 0; i < Tile::kLoadsA; ++i)
+      sh.a[stage][tid % Tile::kDepth][tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth)] =
+          r.next_a[i];
+    for (int i = 0; i < Tile::kLoadsB; ++i)
+      sh.b[stage][tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols)][tid % Tile::kCols] =
+          r.next_b[i];
+  }
+
+  CNNFAST_HD void multiply(const ThreadIndex& t, int stage, const Shared& sh,
+                           Registers& r) const {
+    const int ty = static_cast<int>(t.thread_idx.x) / 16, tx = static_cast<int>(t.thread_idx.x) % 16;
+    for (int k = 0; k < Tile::kDepth; ++k) {
+      acc_t a[Tile::kThreadRows], b[Tile::kThreadCols];
+      for (int i = 0; i < Tile::kThreadRows; ++i) a[i] = sh.a[stage][k][fragment(ty, i)];
+      for (int j = 0; j < Tile::kThreadCols; ++j) b[j] = sh.b[stage][k][fragment(tx, j)];
+      for (int i = 0; i < Tile::kThreadRows; ++i)
+        for (int j = 0; j < Tile::kThreadCols; ++j) r.acc[i][j] += a[i] * b[j];
+    }
+  }
+
+  CNNFAST_HD void epilogue(const ThreadIndex& t, const Span& s, const Registers& r) const {
+    const int ty = static_cast<int>(t.thread_idx.x) / 16, tx = static_cast<int>(t.thread_idx.x) % 16;
+    const int64_t rows = view.rows(), cols = view.cols();
+    for (int j = 0; j < Tile::kThreadCols; ++j) {
+      const int64_t col = s.col0 + fragment(tx, j);
+      if (col >= cols) continue;
+      for (int i = 0; i < Tile::kThreadRows; ++i) {
+        const int64_t m = s.row0 + fragment(ty, i);
+        if (m >= rows) continue;
+        if (partial != nullptr)
+          partial[(t.block_idx.z * rows + m) * cols + col] = r.acc[i][j];
+        else
+          view.store(m, col, r.acc[i][j]);
+      }
+    }
+  }
+
+  template <class Block>
+  CNNFAST_HD void operator()(Block& block, Shared& sh) const {
+    const Span s = span(block.index());
+    block.each_thread([&](const ThreadIndex& t, Registers& r) {
+      for (int i = 0; i < Tile::kThreadRows; ++i)
+        for (int j = 0; j < Tile::kThreadCols; ++j) r.acc[i][j] = acc_t(0);
+      const int64_t col = s.col0 + t.thread_idx.x % Tile::kCols;
+      r.column_inside = col < view.cols();
+      if (r.column_inside) r.column = view.b_col(col);
+      write_depth_table(t, s, 0, 0, sh);
+      write_depth_table(t, s, 1, 1, sh);
+    });
+    block.barrier();
+    if (s.tiles > 0) {
+      block.each_thread([&](const ThreadIndex& t, Registers& r) { load_tile(t, s, 0, sh, r); });
+      block.each_thread([&](const ThreadIndex& t, Registers& r) { store_tile(t, 0, r, sh); });
+      block.barrier();
+    }
+    for (int64_t tile = 0; tile < s.tiles; ++tile) {
+      const int stage = static_cast<int>(tile % 2);
+      const bool more = tile + 1 < s.tiles;
+      if (more)
+        block.each_thread(
+            [&](const ThreadIndex& t, Registers& r) { load_tile(t, s, tile + 1, sh, r); });
+      block.each_thread([&](const ThreadIndex& t, Registers& r) { multiply(t, stage, sh, r); });
+      block.each_thread([&](const ThreadIndex& t, Registers& r) {
+        if (more) store_tile(t, 1 - stage, r, sh);
+        write_depth_table(t, s, tile + 2, stage, sh);
+      });
+      block.barrier();
+    }
+    block.each_thread([&](const ThreadIndex& t, Registers& r) { epilogue(t, s, r); });
+  }
+};
+
+// The slices of a split-depth GEMM added in order, then the epilogue.
+template <class View>
+struct GemmSliceSumKernel {
+  using acc_t = acc_type<typename View::element_type>;
+  View view;
+  const acc_t* partial;
+  int64_t slices;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const int64_t size = view.rows() * view.cols();
+    for (int64_t i = grid_first(t); i < size; i += grid_step(t)) {
+      acc_t sum = partial[i];
+      for (int64_t z = 1; z < slices; ++z) sum += partial[z * size + i];
+      view.store(i / view.cols(), i % view.cols(), sum);
+    }
+  }
+};
+
+// Depth slices for a GEMM: enough blocks to fill a large GPU twice over
+// (fixed, not read from the device, so results do not depend on the GPU),
+// with at least 32 depth tiles per slice.
+inline int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
+  constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32;
+  const int64_t most = std::max<int64_t>(1, depth / (kMinTilesPerSlice * GemmTile::kDepth));
+  return std::min(most, std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(tiles, 1)));
+}
+
+template <class Launcher, class View>
+void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorOptions& options) {
+  using acc_t = acc_type<typename View::element_type>;
+  const int64_t rows = view.rows(), cols = view.cols(), depth = view.depth();
+  if (rows == 0 || cols == 0) return;
+  LaunchShape shape;
+  shape.block.x = GemmTile::kThreads;
+  shape.grid.x = (cols + GemmTile::kCols - 1) / GemmTile::kCols;
+  shape.grid.y = (rows + GemmTile::kRows - 1) / GemmTile::kRows;
+  TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
+              " rows exceeds the CUDA grid's limit");
+  const int64_t slices = gemm_depth_slices(shape.grid.x * shape.grid.y, depth);
+  const int64_t slice = (depth + slices - 1) / slices;
+  shape.grid.z = slices;
+  if (slices == 1) {
+    launcher.launch_blocks(shape, ImplicitGemmKernel<View>{view, std::max<int64_t>(depth, 1), nullptr});
+    return;
+  }
+  const at::Tensor partial = at::empty({slices * rows * cols},
+                                       options.dtype(c10::CppTypeToScalarType<acc_t>::value));
+  acc_t* ws = partial.mutable_data_ptr<acc_t>();
+  launcher.launch_blocks(shape, ImplicitGemmKernel<View>{view, slice, ws});
+  launcher.launch(elementwise_launch_shape(rows * cols), GemmSliceSumKernel<View>{view, ws, slices});
+}
+
+// The engine the op drivers (conv2d.h, linear.h) use on this launcher: CUDA
+// tensors, or CPU tensors under emulation.
+template <class Launcher>
+struct TiledGemmEngine {
+  static constexpr bool kHalfTypes = true;
+  // The activation's derivative is applied as the operands are loaded.
+  static constexpr bool kFormsGradProductFirst = false;
+
+  Launcher launcher;
+  at::TensorOptions options;
+  explicit TiledGemmEngine(const at::Tensor& like) : launcher(like.device()), options(like.options()) {}
+
+  template <class View>
+  void run(const std::vector<View>& views) const {
+    for (const View& view : views) run_gemm_view(launcher, view, options);
+  }
+};
+
+}  // namespace kernels
+}  // namespace cnnfast
