@@ -25,6 +25,9 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -156,73 +159,159 @@ TilePlan plan_tiles(int64_t groups, int64_t rows, int64_t cols, int64_t depth) {
   return t;
 }
 
-// Gathered B columns of one tile: for each column, its offset, position and
-// whether it is the column of ones. Padding columns beyond the GEMM read 0.
-struct PackedColumns {
-  std::vector<int64_t> offset, y, x;
-  std::vector<uint8_t> ones;
-  bool any_ones = false;
+// A run of consecutive B indices (columns, or depth indices) whose gathered
+// elements step through memory evenly: index first + t sits at
+// offset + t * step_offset, position (y, x + t * step_x). Pixels along an
+// output row make runs (step_x = stride), and so do the images of a linear
+// layer (step_offset = one image). Packing copies runs, not elements.
+struct GatherRun {
+  int64_t first = 0, len = 0, offset = 0, y = 0, x = 0, step_offset = 0, step_x = 0;
+};
 
-  template <class View>
-  void fill(const View& view, int64_t col0, int64_t count, int64_t padded) {
-    offset.assign(padded, 0);
-    y.assign(padded, INT64_MIN / 4);  // never inside the bounds
-    x.assign(padded, 0);
-    ones.assign(padded, 0);
-    any_ones = false;
-    const GatherBounds bounds = view.b_bounds();
-    const bool unit = bounds.stride_y == 1 && bounds.stride_x == 1;
-    for (int64_t j = 0; j < count; ++j) {
-      const GatherCoord c = view.b_col(col0 + j);
-      // With unit strides the position folds into the offset.
-      offset[j] = unit ? c.offset + c.y * bounds.pitch + c.x : c.offset;
-      y[j] = c.y;
-      x[j] = c.x;
-      ones[j] = c.ones;
-      any_ones = any_ones || c.ones;
+// The runs of coordinates [0, count), none crossing a multiple of `split`
+// and none holding the column of ones.
+inline std::vector<GatherRun> find_runs(const std::vector<GatherCoord>& coords, int64_t count,
+                                        int64_t split) {
+  std::vector<GatherRun> runs;
+  for (int64_t i = 0; i < count;) {
+    const GatherCoord& c = coords[i];
+    GatherRun run{i, 1, c.offset, c.y, c.x, 0, 0};
+    if (!c.ones) {
+      const int64_t end = std::min(count, (i / split + 1) * split);
+      if (i + 1 < end && !coords[i + 1].ones && coords[i + 1].y == c.y) {
+        run.step_offset = coords[i + 1].offset - c.offset;
+        run.step_x = coords[i + 1].x - c.x;
+      }
+      while (i + run.len < end) {
+        const GatherCoord& next = coords[i + run.len];
+        if (next.ones || next.y != c.y || next.offset != c.offset + run.len * run.step_offset ||
+            next.x != c.x + run.len * run.step_x || run.step_x < 0)
+          break;
+        ++run.len;
+      }
     }
+    runs.push_back(run);
+    i += run.len;
+  }
+  return runs;
+}
+
+// dst[0, len) = from[0, len) where t is in [lo, hi), else 0: a contiguous
+// run. AVX-512 does it with one masked load and one masked store per vector
+// (masked-off lanes never fault, so `from` may point before the tensor).
+template <class T>
+inline __attribute__((always_inline)) void copy_contiguous(const T* from, int64_t lo, int64_t hi, int64_t len, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    constexpr int64_t L = kLanes<T>;
+    for (int64_t t0 = 0; t0 < len; t0 += L) {
+      const int64_t n = std::min(L, len - t0);
+      const int64_t a = std::clamp<int64_t>(lo - t0, 0, n), b = std::clamp<int64_t>(hi - t0, a, n);
+      const uint32_t store = (1u << n) - 1u, load = ((1u << b) - 1u) & ~((1u << a) - 1u);
+      if constexpr (std::is_same_v<T, float>)
+        _mm512_mask_storeu_ps(dst + t0, store, _mm512_maskz_loadu_ps(load, from + t0));
+      else
+        _mm512_mask_storeu_pd(dst + t0, static_cast<__mmask8>(store),
+                              _mm512_maskz_loadu_pd(static_cast<__mmask8>(load), from + t0));
+    }
+    return;
+  }
+#endif
+  for (int64_t t = 0; t < len; ++t) dst[t] = t >= lo && t < hi ? from[t] : T(0);
+}
+
+// dst[t * dst_step] = the run's element t, or 0 where its position falls in
+// the padding (x outside [0, limit_x), or the whole row outside).
+template <class T>
+inline __attribute__((always_inline)) void copy_run(const T* src, const GatherRun& run, int64_t y, int64_t x0, const GatherBounds& b,
+              T* dst, int64_t dst_step) {
+  int64_t lo = 0, hi = 0;
+  if (y >= 0 && y < b.limit_y) {
+    if (run.step_x == 0) {
+      hi = x0 >= 0 && x0 < b.limit_x ? run.len : 0;
+    } else if (run.step_x == 1) {
+      lo = std::clamp<int64_t>(-x0, 0, run.len);
+      hi = std::clamp<int64_t>(b.limit_x - x0, lo, run.len);
+    } else {
+      lo = x0 >= 0 ? 0 : ceil_div(-x0, run.step_x);
+      hi = x0 >= b.limit_x ? 0 : std::min(run.len, ceil_div(b.limit_x - x0, run.step_x));
+      lo = std::min(lo, hi);
+    }
+  }
+  const int64_t step = run.step_offset + run.step_x;
+  const T* from = src + run.offset + y * b.pitch + x0;
+  if (dst_step == 1 && step == 1) return copy_contiguous(from, lo, hi, run.len, dst);
+  for (int64_t t = 0; t < lo; ++t) dst[t * dst_step] = T(0);
+  for (int64_t t = lo; t < hi; ++t) dst[t * dst_step] = from[t * step];
+  for (int64_t t = std::max(lo, hi); t < run.len; ++t) dst[t * dst_step] = T(0);
+}
+
+// The B indices of one tile: its columns, and the runs among them.
+struct TileColumns {
+  std::vector<GatherCoord> coords;
+  std::vector<GatherRun> runs;
+  int64_t count = 0;
+
+  template <class View, class T>
+  void fill(const View& view, int64_t col0, int64_t n, T) {
+    count = n;
+    coords.resize(n);
+    for (int64_t j = 0; j < n; ++j) coords[j] = view.b_col(col0 + j);
+    runs = find_runs(coords, n, kNR<T>);
   }
 };
 
-// B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth, j < padded.
+inline double mean_run(const std::vector<GatherRun>& runs, int64_t count) {
+  return runs.empty() ? 0.0 : static_cast<double>(count) / static_cast<double>(runs.size());
+}
+
+// B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth and
+// j < the tile's columns rounded up to kNR (the rest read 0). Copies along
+// whichever runs are longer: along columns (one depth row at a time) or
+// along the depth (one column at a time). Strided dgrad goes element by
+// element.
 template <class T, class View>
-void pack_b(const View& view, const PackedColumns& cols, int64_t kd0, int64_t depth,
-            int64_t padded, T* dst) {
+void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t depth, T* dst) {
+  constexpr int64_t NR = kNR<T>;
   const T* src = view.b_source();
   const GatherBounds bounds = view.b_bounds();
-  const bool unit = bounds.stride_y == 1 && bounds.stride_x == 1;
-  const int64_t* off = cols.offset.data();
-  const int64_t* cy = cols.y.data();
-  const int64_t* cx = cols.x.data();
-  const uint64_t limit_y = bounds.limit_y, limit_x = bounds.limit_x;
-  constexpr int64_t NR = kNR<T>;
-  for (int64_t kk = 0; kk < depth; ++kk) {
-    const GatherCoord d = view.b_depth(kd0 + kk);
-    const int64_t base = unit ? d.offset + d.y * bounds.pitch + d.x : 0;
-    for (int64_t strip = 0; strip < padded / NR; ++strip) {
-      T* out = dst + (strip * depth + kk) * NR;
-      const int64_t j0 = strip * NR;
-      if (unit) {
-#pragma omp simd
-        for (int64_t l = 0; l < NR; ++l) {
-          const int64_t j = j0 + l;
-          const bool inside = static_cast<uint64_t>(d.y + cy[j]) < limit_y &&
-                              static_cast<uint64_t>(d.x + cx[j]) < limit_x;
-          out[l] = inside ? src[base + off[j]] : T(0);
+  const int64_t padded = round_up(cols.count, NR);
+  T* const last_strip = dst + (padded / NR - 1) * depth * NR;
+  for (int64_t kk = 0; kk < depth; ++kk)
+    for (int64_t l = cols.count % NR; l > 0 && l < NR; ++l) last_strip[kk * NR + l] = T(0);
+
+  std::vector<GatherCoord> depth_coords(depth);
+  for (int64_t kk = 0; kk < depth; ++kk) depth_coords[kk] = view.b_depth(kd0 + kk);
+  const auto at = [&](int64_t kk, int64_t j) { return dst + ((j / NR) * depth + kk) * NR + j % NR; };
+
+  if (bounds.stride_y != 1 || bounds.stride_x != 1) {
+    for (int64_t kk = 0; kk < depth; ++kk)
+      for (int64_t j = 0; j < cols.count; ++j)
+        *at(kk, j) = static_cast<T>(gather_value(src, bounds, depth_coords[kk], cols.coords[j]));
+    return;
+  }
+  const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
+  if (mean_run(cols.runs, cols.count) >= mean_run(depth_runs, depth)) {
+    for (int64_t kk = 0; kk < depth; ++kk) {
+      const GatherCoord& d = depth_coords[kk];
+      for (const GatherRun& run : cols.runs) {
+        if (cols.coords[run.first].ones) {
+          *at(kk, run.first) = T(1);
+          continue;
         }
-      } else {
-        for (int64_t l = 0; l < NR; ++l) {
-          GatherCoord c;
-          c.offset = off[j0 + l];
-          c.y = cy[j0 + l];
-          c.x = cx[j0 + l];
-          const int64_t at = bounds.index(d, c);
-          out[l] = at < 0 ? T(0) : src[at];
-        }
+        copy_run(src + d.offset, run, d.y + run.y, d.x + run.x, bounds, at(kk, run.first), 1);
       }
-      if (cols.any_ones)
-        for (int64_t l = 0; l < NR; ++l)
-          if (cols.ones[j0 + l]) out[l] = T(1);
+    }
+  } else {
+    for (int64_t j = 0; j < cols.count; ++j) {
+      const GatherCoord& c = cols.coords[j];
+      for (const GatherRun& run : depth_runs) {
+        if (c.ones) {
+          for (int64_t t = 0; t < run.len; ++t) *at(run.first + t, j) = T(1);
+          continue;
+        }
+        copy_run(src + c.offset, run, c.y + run.y, c.x + run.x, bounds, at(run.first, j), NR);
+      }
     }
   }
 }
@@ -241,13 +330,26 @@ void pack_a(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t dep
   }
 }
 
+// A of a whole GEMM packed once, strip by strip ([strip][depth][kMR]), when
+// more than one column block would otherwise pack it again.
+template <class T, class View>
+std::vector<T> pack_a_whole(const View& view) {
+  const int64_t strips = ceil_div(view.rows(), kMR), depth = view.depth();
+  std::vector<T> packed(strips * depth * kMR);
+  at::parallel_for(0, strips, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      pack_a(view, i * kMR, view.rows(), 0, depth, packed.data() + i * depth * kMR);
+  });
+  return packed;
+}
+
 // The tile's C block: [row strip][column strip][kMR][kNR].
 template <class T>
 struct TileBuffers {
   std::vector<T> a, b, c;
-  PackedColumns cols;
+  TileColumns cols;
   TileBuffers(const TilePlan& plan)
-      : a(kDepthBlock * kMR),
+      : a(kDepthBlock * plan.row_block),
         b(kDepthBlock * plan.col_block),
         c(plan.row_block * plan.col_block) {}
 };
@@ -257,22 +359,30 @@ T* c_block(T* c, int64_t strip_row, int64_t strip_col, int64_t col_block) {
   return c + (strip_row * (col_block / kNR<T>) + strip_col) * kMR * kNR<T>;
 }
 
-// C of one tile over depth [kd_begin, kd_end) into buffers.c.
+// C of one tile over depth [kd_begin, kd_end) into buffers.c. `packed_a` is
+// the whole of A packed by pack_a_whole, or empty.
 template <class T, class View>
 void multiply_tile(const View& view, const TilePlan& plan, int64_t row0, int64_t rows,
                    int64_t col0, int64_t cols, int64_t kd_begin, int64_t kd_end,
-                   TileBuffers<T>& buf) {
-  const int64_t padded = round_up(cols, kNR<T>);
-  buf.cols.fill(view, col0, cols, padded);
+                   const std::vector<T>& packed_a, TileBuffers<T>& buf) {
+  const int64_t strips = round_up(cols, kNR<T>) / kNR<T>;
+  buf.cols.fill(view, col0, cols, T{});
   for (int64_t kd0 = kd_begin; kd0 < kd_end; kd0 += kDepthBlock) {
     const int64_t depth = std::min(kDepthBlock, kd_end - kd0);
-    pack_b(view, buf.cols, kd0, depth, padded, buf.b.data());
-    for (int64_t i = 0; i < ceil_div(rows, kMR); ++i) {
-      pack_a(view, row0 + i * kMR, row0 + rows, kd0, depth, buf.a.data());
-      for (int64_t j = 0; j < padded / kNR<T>; ++j)
-        microkernel(depth, buf.a.data(), buf.b.data() + j * depth * kNR<T>,
+    pack_b(view, buf.cols, kd0, depth, buf.b.data());
+    const int64_t row_strips = ceil_div(rows, kMR);
+    if (packed_a.empty())  // A of this depth block, strip after strip
+      for (int64_t i = 0; i < row_strips; ++i)
+        pack_a(view, row0 + i * kMR, row0 + rows, kd0, depth, buf.a.data() + i * depth * kMR);
+    // Column strips outside: one B strip stays in L1 while the A strips pass.
+    for (int64_t j = 0; j < strips; ++j)
+      for (int64_t i = 0; i < row_strips; ++i) {
+        const T* a = packed_a.empty()
+                         ? buf.a.data() + i * depth * kMR
+                         : packed_a.data() + ((row0 / kMR + i) * view.depth() + kd0) * kMR;
+        microkernel(depth, a, buf.b.data() + j * depth * kNR<T>,
                     c_block(buf.c.data(), i, j, plan.col_block), kd0 > kd_begin);
-    }
+      }
   }
   if (kd_begin == kd_end) std::fill(buf.c.begin(), buf.c.end(), T(0));
 }
@@ -341,6 +451,10 @@ void run_implicit_gemm(const std::vector<View>& views) {
     return i;
   };
 
+  std::vector<std::vector<T>> packed_a(views.size());
+  if (plan.col_blocks > 1)
+    for (size_t g = 0; g < views.size(); ++g) packed_a[g] = pack_a_whole<T>(views[g]);
+
   at::parallel_for(0, plan.tiles(), 1, [&](int64_t begin, int64_t end) {
     TileBuffers<T> buf(plan);
     for (int64_t t = begin; t < end; ++t) {
@@ -348,7 +462,8 @@ void run_implicit_gemm(const std::vector<View>& views) {
       const View& view = views[i.group];
       const int64_t kd_begin = std::min(depth, i.slice * plan.depth_slice);
       const int64_t kd_end = std::min(depth, kd_begin + plan.depth_slice);
-      multiply_tile(view, plan, i.row0, i.rows, i.col0, i.cols, kd_begin, kd_end, buf);
+      multiply_tile(view, plan, i.row0, i.rows, i.col0, i.cols, kd_begin, kd_end,
+                    packed_a[i.group], buf);
       if (plan.slices == 1)
         store_tile(view, plan, i.row0, i.rows, i.col0, i.cols, buf.c.data());
       else
