@@ -66,3 +66,55 @@ class Tanh(_FromTorch, torch.nn.Tanh):
 class LocalResponseNorm(_FromTorch, torch.nn.LocalResponseNorm):
     def forward(self, x):
         return ops.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+
+def _activation_repr(activation):
+    return "" if activation is None else f", activation={activation!r}"
+
+
+class Conv2d(_FromTorch, torch.nn.Conv2d):
+    """torch.nn.Conv2d (dilation 1, zero padding) with the activation
+    ("relu", "tanh" or None) fused into the convolution."""
+
+    def __init__(self, *args, activation=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.activation = ops._activation(activation, "nn.Conv2d")
+        self._check_arguments()
+
+    @classmethod
+    def from_torch(cls, module, activation=None):
+        copy = super().from_torch(module)
+        copy.activation = ops._activation(activation, "nn.Conv2d")
+        return copy
+
+    def _check_arguments(self):
+        _unsupported("Conv2d", "dilation", tuple(self.dilation), (1, 1))
+        _unsupported("Conv2d", "padding_mode", self.padding_mode, "zeros")
+        if isinstance(self.padding, str):
+            raise NotImplementedError(f"cnnfast.nn.Conv2d: padding={self.padding!r} is not supported (give numbers)")
+
+    def forward(self, x):
+        return ops.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups, self.activation)
+
+    def extra_repr(self):
+        return super().extra_repr() + _activation_repr(self.activation)
+
+
+class Linear(_FromTorch, torch.nn.Linear):
+    """torch.nn.Linear with the activation ("relu", "tanh" or None) fused."""
+
+    def __init__(self, *args, activation=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.activation = ops._activation(activation, "nn.Linear")
+
+    @classmethod
+    def from_torch(cls, module, activation=None):
+        copy = super().from_torch(module)
+        copy.activation = ops._activation(activation, "nn.Linear")
+        return copy
+
+    def forward(self, x):
+        return ops.linear(x, self.weight, self.bias, self.activation)
+
+    def extra_repr(self):
+        return super().extra_repr() + _activation_repr(self.activation)

@@ -1,0 +1,342 @@
+"""conv2d and linear (the implicit-GEMM engine) against torch in float64:
+values, the three gradients, layouts, errors, gradcheck, opcheck, compile,
+and the drop-in modules."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnfast
+from helpers import ALL_DTYPES, DEVICES, EMULATING, assert_close, skip_unsupported, slow_in_emulation
+
+ops = torch.ops.cnnfast
+
+ACTIVATIONS = [None, "relu", "tanh"]
+
+
+def reference_conv(x, weight, bias, stride, padding, groups, activation):
+    out = F.conv2d(x, weight, bias, stride, padding, 1, groups)
+    return {None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[activation]
+
+
+def reference_linear(x, weight, bias, activation):
+    out = F.linear(x, weight, bias)
+    return {None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[activation]
+
+
+# (name, N, C, H, W, K, R, S, stride, padding, groups); batch shrinks in the
+# emulation, where the tiled GPU kernel runs thread by thread.
+CONV_CASES = [
+    ("lenet_conv1", 4, 1, 32, 32, 6, 5, 5, 1, 0, 1),
+    ("lenet_conv2", 4, 6, 14, 14, 16, 5, 5, 1, 0, 1),
+    ("alexnet_conv2", 1, 96, 27, 27, 256, 5, 5, 1, 2, 2),
+    ("alexnet_conv3", 1, 256, 13, 13, 384, 3, 3, 1, 1, 1),
+    ("alexnet_conv4", 1, 384, 13, 13, 384, 3, 3, 1, 1, 2),
+    ("alexnet_conv5", 1, 384, 13, 13, 256, 3, 3, 1, 1, 2),
+    ("one_by_one", 2, 40, 7, 9, 30, 1, 1, 1, 0, 1),
+    ("seven_by_seven", 2, 3, 23, 19, 8, 7, 7, 2, 3, 1),
+    ("stride3", 2, 4, 17, 16, 5, 3, 3, 3, 1, 1),
+    ("stride4_rect", 1, 3, 31, 29, 8, 11, 9, 4, 2, 1),
+    ("groups3_prime", 3, 9, 13, 11, 15, 3, 2, 1, (1, 0), 3),
+    ("rect_stride", 2, 5, 11, 17, 7, 3, 5, (2, 1), (0, 2), 1),
+    ("kernel_is_padded_input", 2, 3, 5, 5, 4, 7, 7, 1, 1, 1),
+    ("batch0", 0, 3, 8, 8, 4, 3, 3, 1, 1, 1),
+    ("deep_wgrad", 8, 2, 40, 40, 3, 3, 3, 1, 1, 1),
+]
+
+
+def conv_inputs(case, device, dtype, bias=True):
+    _, n, c, h, w, k, r, s, stride, padding, groups = case
+    gen = torch.Generator().manual_seed(hash(case[0]) % 2**31)
+    x = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
+    weight = torch.randn(k, c // groups, r, s, generator=gen, dtype=torch.float64) / (c // groups * r * s) ** 0.5
+    b = torch.randn(k, generator=gen, dtype=torch.float64) if bias else None
+    move = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
+    return move(x), move(weight), move(b), stride, padding, groups
+
+
+def run_with_grads(fn, inputs, grad_seed=0):
+    leaves = [t.detach().requires_grad_() if t is not None else None for t in inputs]
+    out = fn(*leaves)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=torch.float64)
+    out.backward(grad.to(out))
+    return out, [None if t is None else t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
+def test_conv2d_matches_torch(case, with_bias, activation, device):
+    x, weight, bias, stride, padding, groups = conv_inputs(case, device, torch.float64, with_bias)
+    fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
+    ref = lambda x_, w_, b_: reference_conv(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
+    out, grads = run_with_grads(fn, (x, weight, bias))
+    expected, expected_grads = run_with_grads(ref, (x, weight, bias))
+    assert out.shape == expected.shape
+    assert_close(out, expected, torch.float64)
+    for g, e in zip(grads, expected_grads):
+        if e is not None:
+            assert_close(g, e, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_alexnet_conv1_float32_within_1e5(device):
+    """float32 against the float64 reference on AlexNet's conv1: within 1e-5
+    relative to the output's scale; the weight and bias gradients too."""
+    n = slow_in_emulation(4, 1)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 3, 227, 227, generator=gen, dtype=torch.float64)
+    weight = torch.randn(96, 3, 11, 11, generator=gen, dtype=torch.float64) * 0.01
+    bias = torch.randn(96, generator=gen, dtype=torch.float64)
+    expected = reference_conv(x, weight, bias, 4, 0, 1, "relu")
+    w32 = weight.float().to(device).requires_grad_()
+    b32 = bias.float().to(device).requires_grad_()
+    out = cnnfast.conv2d(x.float().to(device), w32, b32, 4, 0, 1, "relu")
+    scale = expected.abs().max()
+    assert ((out.double().cpu() - expected).abs().max() / scale) < 1e-5
+    grad = torch.randn(expected.shape, generator=gen, dtype=torch.float64)
+    out.backward(grad.float().to(device))
+    w64, b64 = weight.clone().requires_grad_(), bias.clone().requires_grad_()
+    reference_conv(x, w64, b64, 4, 0, 1, "relu").backward(grad)
+    for ours, ref in ((w32.grad, w64.grad), (b32.grad, b64.grad)):
+        assert ((ours.double().cpu() - ref).abs().max() / ref.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_conv2d_dtypes(device, dtype):
+    skip_unsupported(device, dtype)
+    case = ("dtypes", 2, 6, 10, 9, 8, 3, 3, 1, 1, 2)
+    x, weight, bias, stride, padding, groups = conv_inputs(case, "cpu", torch.float64)
+    xs, ws, bs = (t.to(dtype) for t in (x, weight, bias))  # rounded inputs, compared in float64
+    expected = reference_conv(xs.double(), ws.double(), bs.double(), stride, padding, groups, "tanh")
+    out = cnnfast.conv2d(xs.to(device), ws.to(device), bs.to(device), stride, padding, groups, "tanh")
+    assert out.dtype == dtype
+    assert_close(out.cpu(), expected, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_layouts(device):
+    """Non-contiguous and channels_last inputs give the contiguous result."""
+    case = ("layouts", 2, 8, 11, 12, 6, 3, 3, 1, 1, 2)
+    x, weight, bias, stride, padding, groups = conv_inputs(case, device, torch.float64)
+    expected = reference_conv(x, weight, bias, stride, padding, groups, "relu")
+    variants = [
+        x.to(memory_format=torch.channels_last),
+        x.transpose(2, 3).contiguous().transpose(2, 3),
+        torch.stack([x, x], dim=2).flatten(1, 2)[:, ::2],
+    ]
+    for variant in variants:
+        assert torch.equal(variant, x)
+        out = cnnfast.conv2d(variant, weight.to(memory_format=torch.channels_last), bias, stride, padding, groups, "relu")
+        assert_close(out, expected, torch.float64)
+    unbatched = cnnfast.conv2d(x[0], weight, bias, stride, padding, groups, "relu")
+    assert unbatched.shape == expected.shape[1:]
+    assert_close(unbatched, expected[0], torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_is_deterministic(device):
+    case = ("deterministic", 4, 3, 30, 30, 5, 3, 3, 1, 1, 1)
+    inputs = conv_inputs(case, device, torch.float32)[:3]
+    fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, 1, 1, 1, "relu")  # noqa: E731
+    first = run_with_grads(fn, inputs)
+    second = run_with_grads(fn, inputs)
+    for a, b in zip([first[0], *first[1]], [second[0], *second[1]]):
+        assert torch.equal(a, b)
+
+
+# ---- linear ---------------------------------------------------------------------
+
+LINEAR_CASES = [
+    ("lenet_fc1", (16, 400), 120),
+    ("lenet_fc3", (16, 84), 10),
+    ("alexnet_fc6_slice", (2, 1152), 512),
+    ("three_d", (2, 3, 17), 9),
+    ("one_d", (17,), 5),
+    ("batch0", (0, 7), 3),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("case", LINEAR_CASES, ids=[c[0] for c in LINEAR_CASES])
+def test_linear_matches_torch(case, with_bias, activation, device):
+    _, shape, out_features = case
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
+    weight = (torch.randn(out_features, shape[-1], generator=gen, dtype=torch.float64) / shape[-1] ** 0.5).to(device)
+    bias = torch.randn(out_features, generator=gen, dtype=torch.float64).to(device) if with_bias else None
+    out, grads = run_with_grads(lambda *a: cnnfast.linear(*a, activation), (x, weight, bias))
+    expected, expected_grads = run_with_grads(lambda *a: reference_linear(*a, activation), (x, weight, bias))
+    assert out.shape == expected.shape
+    assert_close(out, expected, torch.float64)
+    for g, e in zip(grads, expected_grads):
+        if e is not None:
+            assert_close(g, e, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_noncontiguous(device):
+    x = torch.randn(9, 6, dtype=torch.float64, device=device).t()  # (6, 9), transposed
+    weight = torch.randn(4, 9, dtype=torch.float64, device=device)
+    assert_close(cnnfast.linear(x, weight, None, "relu"), F.relu(F.linear(x, weight)), torch.float64)
+
+
+# ---- errors ---------------------------------------------------------------------
+
+
+def test_conv2d_errors():
+    x = torch.randn(2, 4, 8, 8)
+    w = torch.randn(6, 2, 3, 3)
+    cases = [
+        (lambda: cnnfast.conv2d(x, torch.randn(6, 3, 3, 3)), RuntimeError, "expects 3 input channels, but x has 4"),
+        (lambda: cnnfast.conv2d(x, w, groups=3), RuntimeError, "groups \\(3\\) must divide"),
+        (lambda: cnnfast.conv2d(x, w, groups=4), RuntimeError, "groups \\(4\\) must divide"),
+        (lambda: cnnfast.conv2d(x, torch.randn(6, 4, 9, 9)), RuntimeError, "larger than the padded input"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, activation="gelu"), ValueError, "activation must be None"),
+        (lambda: ops.conv2d(x, w, None, [1, 1], [0, 0], 2, "gelu"), RuntimeError, "activation must be None"),
+        (lambda: cnnfast.conv2d(x, w.double(), groups=2), RuntimeError, "same dtype"),
+        (lambda: cnnfast.conv2d(x, w, torch.randn(5), groups=2), RuntimeError, "bias must be a 1-D tensor of 6"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, stride=0), RuntimeError, "stride must be positive"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, padding=-1), RuntimeError, "padding must be non-negative"),
+        (lambda: cnnfast.conv2d(x, w, groups=0), RuntimeError, "groups must be positive"),
+        (lambda: cnnfast.conv2d(x[0, 0], w), RuntimeError, "3-D \\(C, H, W\\) or 4-D"),
+        (lambda: cnnfast.conv2d(x.int(), w.int(), groups=2), RuntimeError, "must be float"),
+        (lambda: cnnfast.conv2d(x, w, groups=2.0), TypeError, "groups must be an int"),
+        (lambda: cnnfast.conv2d(x, w, stride=(1, 2, 3)), TypeError, "stride must be an int or a pair"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
+
+
+def test_linear_errors():
+    x = torch.randn(3, 5)
+    cases = [
+        (lambda: cnnfast.linear(x, torch.randn(4, 6)), "x has 5 features in its last dimension but weight expects 6"),
+        (lambda: cnnfast.linear(x, torch.randn(4, 5, 1)), "weight must be a 2-D"),
+        (lambda: cnnfast.linear(x, torch.randn(4, 5), torch.randn(3)), "bias must be a 1-D tensor of 4"),
+        (lambda: cnnfast.linear(x, torch.randn(4, 5, dtype=torch.float64)), "same dtype"),
+    ]
+    for call, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            call()
+    with pytest.raises(ValueError, match="activation must be None"):
+        cnnfast.linear(x, torch.randn(4, 5), activation="sigmoid")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU for a second device")
+def test_mismatched_devices():
+    with pytest.raises(RuntimeError, match="same device"):
+        cnnfast.conv2d(torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3, device="cuda"))
+    with pytest.raises(RuntimeError, match="same device"):
+        cnnfast.linear(torch.randn(2, 3), torch.randn(4, 3, device="cuda"))
+
+
+def test_backward_checks_its_arguments():
+    x, w = torch.randn(2, 3, 6, 6), torch.randn(4, 3, 3, 3)
+    out = cnnfast.conv2d(x, w)
+    with pytest.raises(RuntimeError, match="forward output's shape"):
+        ops._conv2d_backward(out[:, :2], x, w, out, [1, 1], [0, 0], 1, None, [True, True, True])
+
+
+# ---- contracts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck(device):
+    opts = dict(dtype=torch.float64, device=device, requires_grad=True)
+    x = torch.randn(2, 4, 7, 6, **opts)
+    w = torch.randn(6, 2, 3, 2, **opts)
+    b = torch.randn(6, **opts)
+    for activation in ACTIVATIONS:
+        fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, (2, 1), (1, 0), 2, activation)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, w, b))
+    xl = torch.randn(3, 2, 5, **opts)
+    wl = torch.randn(4, 5, **opts)
+    bl = torch.randn(4, **opts)
+    for activation in ACTIVATIONS:
+        assert torch.autograd.gradcheck(lambda *a: cnnfast.linear(*a, activation), (xl, wl, bl))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
+    opts = dict(dtype=torch.float64, device=device)
+    x = torch.randn(2, 4, 7, 6, **opts)
+    w = torch.randn(6, 2, 3, 2, **opts)
+    b = torch.randn(6, **opts)
+    out = ops.conv2d(x, w, b, [2, 1], [1, 0], 2, "tanh")
+    xl, wl = torch.randn(3, 2, 5, **opts), torch.randn(4, 5, **opts)
+    out_l = ops.linear(xl, wl, None, "relu")
+    cases = [
+        (ops.conv2d, (x, w, b, [2, 1], [1, 0], 2, "tanh")),
+        (ops.conv2d, (x.to(memory_format=torch.channels_last), w, None, [1, 1], [0, 0], 2, None)),
+        (ops.conv2d, (x[0], w, b, [1, 1], [1, 1], 2, "relu")),
+        (ops._conv2d_backward, (torch.randn_like(out), x, w, out, [2, 1], [1, 0], 2, "tanh", [True, True, True])),
+        (ops._conv2d_backward, (torch.randn_like(out), x, w, out, [2, 1], [1, 0], 2, "tanh", [False, True, False])),
+        (ops.linear, (xl, wl, None, "relu")),
+        (ops._linear_backward, (torch.randn_like(out_l), xl, wl, out_l, "relu", [True, True, True])),
+    ]
+    for op, args in cases:
+        torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_fullgraph(device):
+    def net(x, w, b, wl):
+        t = cnnfast.conv2d(x, w, b, 1, 1, 2, "relu")
+        return cnnfast.linear(t.flatten(1), wl, None, "tanh")
+
+    opts = dict(dtype=torch.float64, device=device, requires_grad=True)
+    args = (torch.randn(2, 4, 5, 5, **opts), torch.randn(6, 2, 3, 3, **opts), torch.randn(6, **opts), torch.randn(3, 150, **opts))
+    compiled = torch.compile(net, fullgraph=True)
+    out = compiled(*args)
+    expected = net(*args)
+    assert_close(out, expected, torch.float64)
+    grads = torch.autograd.grad(out.sum(), args)
+    expected_grads = torch.autograd.grad(expected.sum(), args)
+    for g, e in zip(grads, expected_grads):
+        assert_close(g, e, torch.float64)
+
+
+# ---- modules ----------------------------------------------------------------------
+
+
+def test_conv2d_module_is_a_drop_in():
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, groups=2).double()
+    ours = cnnfast.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, groups=2, activation="relu").double()
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 4, 9, 7, dtype=torch.float64)
+    assert_close(ours(x), F.relu(reference(x)), torch.float64)
+    assert "activation='relu'" in repr(ours)
+    converted = cnnfast.nn.Conv2d.from_torch(reference, activation="tanh")
+    assert_close(converted(x), torch.tanh(reference(x)), torch.float64)
+    with pytest.raises(NotImplementedError, match="dilation"):
+        cnnfast.nn.Conv2d(4, 6, 3, dilation=2)
+    with pytest.raises(ValueError, match="activation"):
+        cnnfast.nn.Conv2d(4, 6, 3, activation="gelu")
+
+
+def test_linear_module_is_a_drop_in():
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(7, 3).double()
+    ours = cnnfast.nn.Linear(7, 3, activation="tanh").double()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(4, 7, dtype=torch.float64)
+    assert_close(ours(x), torch.tanh(reference(x)), torch.float64)
+    plain = cnnfast.nn.Linear.from_torch(torch.nn.Linear(7, 3, bias=False).double())
+    assert plain.bias is None
+    assert plain(x).shape == (4, 3)
+
+
+@pytest.mark.skipif(EMULATING, reason="the info table is checked once")
+def test_gemm_kernels_are_listed():
+    listed = {kernel["name"]: kernel["emulated"] for kernel in cnnfast.info()["cuda_kernels"]}
+    for name in ("implicit_gemm_fprop", "implicit_gemm_dgrad", "implicit_gemm_wgrad", "gemm_slice_sum"):
+        assert listed[name] is True
+
