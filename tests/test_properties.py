@@ -124,3 +124,48 @@ def test_fused_stage_matches_the_chain(shape, size, alpha, beta, k, kernel, stri
     (g,) = torch.autograd.grad(ours, x, grad)
     (g_ref,) = torch.autograd.grad(theirs, x, grad)
     torch.testing.assert_close(g, g_ref)
+
+
+@st.composite
+def conv_problems(draw):
+    groups = draw(st.integers(1, 3))
+    pair = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731
+    return dict(
+        n=draw(st.integers(0, 3)),
+        c=groups * draw(st.integers(1, 4)),
+        k=groups * draw(st.integers(1, 5)),
+        groups=groups,
+        size=draw(pair(1, 11)),
+        kernel=draw(pair(1, 6)),
+        stride=draw(pair(1, 4)),
+        padding=draw(pair(0, 3)),
+        bias=draw(st.booleans()),
+        activation=draw(st.sampled_from([None, "relu", "tanh"])),
+    )
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=conv_problems())
+def test_conv2d_matches_torch(problem):
+    """Values and all three gradients, or the same refusal as torch (a kernel
+    larger than the padded input)."""
+    p = problem
+    x = torch.randn(p["n"], p["c"], *p["size"], dtype=torch.float64, requires_grad=True)
+    w = torch.randn(p["k"], p["c"] // p["groups"], *p["kernel"], dtype=torch.float64, requires_grad=True)
+    b = torch.randn(p["k"], dtype=torch.float64, requires_grad=True) if p["bias"] else None
+
+    def theirs():
+        out = F.conv2d(x, w, b, p["stride"], p["padding"], 1, p["groups"])
+        return {None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[p["activation"]]
+
+    expected, error = outcome(theirs)
+    if error is not None:
+        with pytest.raises(RuntimeError, match="larger than the padded input"):
+            cnnfast.conv2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"])
+        return
+    ours = cnnfast.conv2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"])
+    torch.testing.assert_close(ours, expected)
+    leaves = [t for t in (x, w, b) if t is not None]
+    grad = torch.randn_like(expected)
+    for g, g_ref in zip(torch.autograd.grad(ours, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
+        torch.testing.assert_close(g, g_ref)
