@@ -15,8 +15,9 @@
 //   b_at(depth, col)             the element where the summed position is inside, else 0
 //   out_base(), out_col(col),    the epilogue: C[m][col] goes to
 //   out_row_stride(),            out_base()[out_col(col) + m * out_row_stride()] after
-//   bias_value(m), activation()  the bias and activation; store() does all of it
-//   store(m, col, value)
+//   bias_rows(), bias_cols(),    the bias (one per row, or one per column: the pointer
+//   activation()                 that is not null) and the activation; store() does all
+//   store(m, col, value)         of it
 // linear is the same engine with a 1×1 image and a 1×1 kernel.
 #include <cstdint>
 
@@ -142,13 +143,14 @@ struct FpropGemm {
     const int64_t n = col / p.out_plane(), pix = col % p.out_plane();
     return (n * p.k + group * p.k_group()) * p.out_plane() + pix;
   }
-  CNNFAST_HD acc_type<T> bias_value(int64_t m) const {
-    return bias == nullptr ? acc_type<T>(0)
-                           : static_cast<acc_type<T>>(bias[group * p.k_group() + m]);
+  CNNFAST_HD const T* bias_rows() const {
+    return bias == nullptr ? nullptr : bias + group * p.k_group();
   }
+  CNNFAST_HD const T* bias_cols() const { return nullptr; }
   CNNFAST_HD Activation activation() const { return p.act; }
   CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
-    out[out_col(col) + m * out_row_stride()] = static_cast<T>(activate(v + bias_value(m), p.act));
+    if (bias != nullptr) v += static_cast<acc_type<T>>(bias_rows()[m]);
+    out[out_col(col) + m * out_row_stride()] = static_cast<T>(activate(v, p.act));
   }
 };
 
@@ -206,7 +208,8 @@ struct DgradGemm {
     const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
     return (n * p.c + group * p.c_group()) * p.in_plane() + pix;
   }
-  CNNFAST_HD acc_type<T> bias_value(int64_t) const { return acc_type<T>(0); }
+  CNNFAST_HD const T* bias_rows() const { return nullptr; }
+  CNNFAST_HD const T* bias_cols() const { return nullptr; }
   CNNFAST_HD Activation activation() const { return Activation::kNone; }
   CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
     grad_x[out_col(col) + m * out_row_stride()] = static_cast<T>(v);
@@ -276,7 +279,8 @@ struct WgradGemm {
   CNNFAST_HD int64_t out_col(int64_t col) const {
     return col < weight_cols() ? group * p.k_group() * weight_cols() + col : -1;
   }
-  CNNFAST_HD acc_type<T> bias_value(int64_t) const { return acc_type<T>(0); }
+  CNNFAST_HD const T* bias_rows() const { return nullptr; }
+  CNNFAST_HD const T* bias_cols() const { return nullptr; }
   CNNFAST_HD Activation activation() const { return Activation::kNone; }
   CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
     const int64_t at = out_col(col);

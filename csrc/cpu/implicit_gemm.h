@@ -396,14 +396,18 @@ void store_tile(const View& view, const TilePlan& plan, int64_t row0, int64_t ro
   const int64_t row_stride = view.out_row_stride();
   std::vector<int64_t> at(cols);
   for (int64_t j = 0; j < cols; ++j) at[j] = view.out_col(col0 + j);
+  const T* bias_rows = view.bias_rows();
+  const T* bias_cols = view.bias_cols();
   T row[NR];
   for (int64_t m = 0; m < rows; ++m) {
-    const T bias = view.bias_value(row0 + m);
+    const T bias = bias_rows == nullptr ? T(0) : bias_rows[row0 + m];
     T* out_row = out + (row0 + m) * row_stride;
     for (int64_t j0 = 0; j0 < cols; j0 += NR) {
       const int64_t n = std::min(NR, cols - j0);
       const T* src = c_block(c, m / kMR, j0 / NR, plan.col_block) + (m % kMR) * NR;
       for (int64_t l = 0; l < n; ++l) row[l] = src[l] + bias;
+      if (bias_cols != nullptr)
+        for (int64_t l = 0; l < n; ++l) row[l] += bias_cols[col0 + j0 + l];
       activate_row(row, n, view.activation());
       const int64_t first = at[j0];
       const bool contiguous = first >= 0 && at[j0 + n - 1] == first + n - 1;

@@ -65,54 +65,66 @@ T* mutable_data_or_null(const at::Tensor& t) {
   return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
 }
 
-// dgrad and wgrad of any problem (conv2d's or linear's), into tensors of the
-// given sizes; a gradient not asked for comes back empty.
-template <class Engine>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward(
+// The three gradients of a problem (conv2d's or linear's), as empty tensors
+// where not asked for, with the GEMM source of the gradient.
+struct Gradients {
+  at::Tensor grad_x, grad_w, grad_b;
+};
+
+inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
+                                    const at::Tensor& weight, std::array<bool, 3> mask) {
+  const auto empty = [&] { return at::empty({0}, x.options()); };
+  return {mask[0] ? at::empty(x.sizes(), x.options()) : empty(),
+          mask[1] ? at::empty(weight.sizes(), x.options()) : empty(),
+          mask[2] ? at::empty({p.k}, x.options()) : empty()};
+}
+
+// dgrad (with the given view, one per group) and wgrad of a problem.
+template <class Engine, template <class> class DgradView, class MakeDgrad>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
-    std::array<bool, 3> output_mask, const char* op) {
+    std::array<bool, 3> mask, const MakeDgrad& make_dgrad) {
   const BackwardSource source = backward_source(engine, grad_output, output, p.act);
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
-  const auto empty = [&] { return at::empty({0}, x.options()); };
-  at::Tensor grad_x = output_mask[0] ? at::empty(x.sizes(), x.options()) : empty();
-  at::Tensor grad_w = output_mask[1] ? at::empty(weight.sizes(), x.options()) : empty();
-  at::Tensor grad_b = output_mask[2] ? at::empty({p.k}, x.options()) : empty();
+  Gradients grads = allocate_gradients(p, x, weight, mask);
   dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
     const T* g = source.grad.const_data_ptr<T>();
     const T* out = data_or_null<T>(source.output);
-    if (output_mask[0])
-      engine.run(per_group<DgradGemm<T>>(p, [&](int64_t group) {
-        return DgradGemm<T>{g, out, filter.const_data_ptr<T>(), grad_x.mutable_data_ptr<T>(), p,
-                            group};
+    if (mask[0])
+      engine.run(per_group<DgradView<T>>(p, [&](int64_t group) {
+        return make_dgrad(tag, g, out, filter.const_data_ptr<T>(),
+                          grads.grad_x.mutable_data_ptr<T>(), group);
       }));
-    if (output_mask[1] || output_mask[2])
+    if (mask[1] || mask[2])
       engine.run(per_group<WgradGemm<T>>(p, [&](int64_t group) {
         return WgradGemm<T>{g,
                             out,
                             input.const_data_ptr<T>(),
-                            output_mask[1] ? grad_w.mutable_data_ptr<T>() : nullptr,
-                            output_mask[2] ? grad_b.mutable_data_ptr<T>() : nullptr,
+                            mutable_data_or_null<T>(mask[1] ? grads.grad_w : at::Tensor()),
+                            mutable_data_or_null<T>(mask[2] ? grads.grad_b : at::Tensor()),
                             p,
                             group};
       }));
   });
-  return {grad_x, grad_w, grad_b};
+  return {grads.grad_x, grads.grad_w, grads.grad_b};
 }
 
-template <class Engine>
-at::Tensor conv_forward(const Engine& engine, const ConvProblem& p, const at::Tensor& x,
+// The forward GEMM of a problem, one view per group from make_view(tag,
+// x, weight, bias, out, group).
+template <class Engine, template <class> class View, class MakeView>
+at::Tensor gemm_forward(const Engine& engine, const ConvProblem& p, const at::Tensor& x,
                         const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                        at::IntArrayRef output_size, const char* op) {
+                        at::IntArrayRef output_size, const MakeView& make_view) {
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor out = at::empty(output_size, x.options());
   dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    engine.run(per_group<FpropGemm<T>>(p, [&](int64_t group) {
-      return FpropGemm<T>{input.const_data_ptr<T>(), filter.const_data_ptr<T>(),
-                          data_or_null<T>(shift), out.mutable_data_ptr<T>(), p, group};
+    engine.run(per_group<View<T>>(p, [&](int64_t group) {
+      return make_view(tag, input.const_data_ptr<T>(), filter.const_data_ptr<T>(),
+                       data_or_null<T>(shift), out.mutable_data_ptr<T>(), group);
     }));
   });
   return out;
@@ -130,7 +142,11 @@ at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = conv2d_problem(x, weight, bias, stride, padding, groups, activation,
                                        "conv2d", Engine::kHalfTypes);
-  return conv_forward(Engine(x), p, x, weight, bias, conv2d_output_size(x, p), "conv2d");
+  return gemm_forward<Engine, FpropGemm>(
+      Engine(x), p, x, weight, bias, conv2d_output_size(x, p),
+      [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t group) {
+        return FpropGemm<decltype(tag)>{input, filter, shift, out, p, group};
+      });
 }
 
 template <class Engine>
@@ -142,7 +158,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
   const ConvProblem p = conv2d_problem(x, weight, std::nullopt, stride, padding, groups,
                                        activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, conv2d_output_size(x, p), op);
-  return conv_backward(Engine(x), p, grad_output, x, weight, output, output_mask, op);
+  return gemm_backward<Engine, DgradGemm>(
+      Engine(x), p, grad_output, x, weight, output, output_mask,
+      [&](auto tag, auto grad, auto out, auto filter, auto grad_x, int64_t group) {
+        return DgradGemm<decltype(tag)>{grad, out, filter, grad_x, p, group};
+      });
 }
 
 }  // namespace kernels

@@ -1,7 +1,9 @@
 #pragma once
-// linear and its backward: the convolution engine (conv2d.h) on a problem of
-// N = prod(leading dims) images with in_features channels of 1×1 pixels and
-// a 1×1 kernel.
+// linear and its backward on the convolution engine (conv2d.h): a problem
+// of N = prod(leading dims) images of in_features channels and 1×1 pixels,
+// with a 1×1 kernel. Forward and the input gradient use linear's own views
+// (batch on the rows, csrc/common/linear.h); the weight gradient is wgrad's.
+#include "../common/linear.h"
 #include "conv2d.h"
 
 namespace cnnfast {
@@ -18,7 +20,11 @@ at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", Engine::kHalfTypes);
-  return conv_forward(Engine(x), p, x, weight, bias, linear_output_size(x, p), "linear");
+  return gemm_forward<Engine, LinearFpropGemm>(
+      Engine(x), p, x, weight, bias, linear_output_size(x, p),
+      [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t) {
+        return LinearFpropGemm<decltype(tag)>{input, filter, shift, out, p};
+      });
 }
 
 template <class Engine>
@@ -29,7 +35,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
   const char* op = "_linear_backward";
   const ConvProblem p = linear_problem(x, weight, std::nullopt, activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, linear_output_size(x, p), op);
-  return conv_backward(Engine(x), p, grad_output, x, weight, output, output_mask, op);
+  return gemm_backward<Engine, LinearDgradGemm>(
+      Engine(x), p, grad_output, x, weight, output, output_mask,
+      [&](auto tag, auto grad, auto out, auto filter, auto grad_x, int64_t) {
+        return LinearDgradGemm<decltype(tag)>{grad, out, filter, grad_x, p};
+      });
 }
 
 }  // namespace kernels

@@ -1,0 +1,97 @@
+#pragma once
+// linear's own GEMM views (see conv2d.h for the interface). As a convolution
+// of 1×1 images, linear would put the output features on the rows and the
+// batch on the columns, which wastes most of each vector when the batch is
+// small (AlexNet's fc layers at batch 8). These views put the batch on the
+// rows instead: forward and the input gradient then stream the weight along
+// the columns. The weight gradient is conv2d.h's WgradGemm.
+#include "conv2d.h"
+
+namespace cnnfast {
+
+// out[n, k] = act(bias[k] + sum_c x[n, c] w[k, c]); rows = n, cols = k, depth = c.
+template <class T>
+struct LinearFpropGemm {
+  using element_type = T;
+  const T* x;
+  const T* weight;
+  const T* bias;  // may be null
+  T* out;
+  ConvProblem p;  // n rows of c features in, k out
+
+  CNNFAST_HD int64_t rows() const { return p.n; }
+  CNNFAST_HD int64_t cols() const { return p.k; }
+  CNNFAST_HD int64_t depth() const { return p.c; }
+
+  CNNFAST_HD const T* a_rows() const { return x; }
+  CNNFAST_HD int64_t a_row_stride() const { return p.c; }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const { return kd; }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    return static_cast<acc_type<T>>(x[m * p.c + offset]);
+  }
+
+  CNNFAST_HD const T* b_source() const { return weight; }
+  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, 1, 1, 0}; }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return {kd, 0, 0}; }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const { return {col * p.c, 0, 0}; }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    return static_cast<acc_type<T>>(weight[d.offset + c.offset]);
+  }
+
+  CNNFAST_HD T* out_base() const { return out; }
+  CNNFAST_HD int64_t out_row_stride() const { return p.k; }
+  CNNFAST_HD int64_t out_col(int64_t col) const { return col; }
+  CNNFAST_HD const T* bias_rows() const { return nullptr; }
+  CNNFAST_HD const T* bias_cols() const { return bias; }
+  CNNFAST_HD Activation activation() const { return p.act; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    if (bias != nullptr) v += static_cast<acc_type<T>>(bias[col]);
+    out[m * p.k + col] = static_cast<T>(activate(v, p.act));
+  }
+};
+
+// grad_x[n, c] = sum_k g[n, k] w[k, c], g = grad_output times the
+// activation's derivative (from `out`, or already formed when it is null);
+// rows = n, cols = c, depth = k.
+template <class T>
+struct LinearDgradGemm {
+  using element_type = T;
+  const T* grad;
+  const T* out;
+  const T* weight;
+  T* grad_x;
+  ConvProblem p;
+
+  CNNFAST_HD int64_t rows() const { return p.n; }
+  CNNFAST_HD int64_t cols() const { return p.c; }
+  CNNFAST_HD int64_t depth() const { return p.k; }
+
+  CNNFAST_HD const T* a_rows() const { return grad; }
+  CNNFAST_HD int64_t a_row_stride() const { return p.k; }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const { return kd; }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    const int64_t at = m * p.k + offset;
+    const acc_type<T> g = static_cast<acc_type<T>>(grad[at]);
+    return out == nullptr ? g : activation_grad(g, static_cast<acc_type<T>>(out[at]), p.act);
+  }
+
+  CNNFAST_HD const T* b_source() const { return weight; }
+  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, 1, 1, 0}; }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return {kd * p.c, 0, 0}; }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const { return {col, 0, 0}; }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    return static_cast<acc_type<T>>(weight[d.offset + c.offset]);
+  }
+
+  CNNFAST_HD T* out_base() const { return grad_x; }
+  CNNFAST_HD int64_t out_row_stride() const { return p.c; }
+  CNNFAST_HD int64_t out_col(int64_t col) const { return col; }
+  CNNFAST_HD const T* bias_rows() const { return nullptr; }
+  CNNFAST_HD const T* bias_cols() const { return nullptr; }
+  CNNFAST_HD Activation activation() const { return Activation::kNone; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    grad_x[m * p.c + col] = static_cast<T>(v);
+  }
+};
+
+}  // namespace cnnfast
