@@ -59,9 +59,10 @@ constexpr int64_t kNR = kNV * kLanes<T>;
 // Depth per packed block: an A strip (kMR × 256 floats, 12 KiB) and a B strip
 // (256 × 32 floats, 32 KiB) stay in the 48 KiB L1 while the microkernel runs.
 constexpr int64_t kDepthBlock = 256;
-// Columns per tile: the packed B block (256 × 384 floats, 384 KiB) and the
-// tile of C stay in L2.
+// Columns and rows per tile: the packed B block (256 × 384 floats, 384 KiB)
+// and the tile of C (at most 384 × 384 floats) stay in L2.
 constexpr int64_t kMaxTileCols = 384;
+constexpr int64_t kMaxTileRows = 384;
 
 template <class T>
 struct VectorOf {
@@ -145,8 +146,8 @@ TilePlan plan_tiles(int64_t groups, int64_t rows, int64_t cols, int64_t depth) {
   if (groups * col_blocks < want) col_blocks = std::min(ceil_div(cols, kNR<T>), ceil_div(want, groups));
   t.col_block = round_up(ceil_div(cols, std::max<int64_t>(col_blocks, 1)), kNR<T>);
   t.col_blocks = ceil_div(cols, t.col_block);
-  int64_t row_blocks = 1;
-  if (groups * t.col_blocks < want)
+  int64_t row_blocks = ceil_div(rows, kMaxTileRows);
+  if (groups * t.col_blocks * row_blocks < want)
     row_blocks = std::min(ceil_div(rows, kMR), ceil_div(want, groups * t.col_blocks));
   t.row_block = round_up(ceil_div(rows, row_blocks), kMR);
   t.row_blocks = ceil_div(rows, t.row_block);
