@@ -69,10 +69,10 @@ struct VectorOf {
   typedef T type __attribute__((vector_size(kVectorBytes), aligned(sizeof(T))));
 };
 
-// c[kMR][kNR] (+)= a[depth][kMR]ᵀ · b[depth][kNR].
+// c[kMR][kNR] (+)= a[depth][kMR]ᵀ · b[depth][kNR], b's rows b_stride apart.
 template <class T>
-void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                 bool accumulate) {
+void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, int64_t b_stride,
+                 T* __restrict c, bool accumulate) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   V acc[kMR][kNV];
@@ -83,9 +83,15 @@ void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, T*
       else
         acc[i][j] = V{};
     }
+  // Rows of B read in place are far apart: fetch them kPrefetchRows ahead.
+  constexpr int64_t kPrefetchRows = 16;
+  const bool far_rows = b_stride != kNR<T>;
   for (int64_t kk = 0; kk < depth; ++kk) {
+    if (far_rows && kk + kPrefetchRows < depth)
+      for (int64_t line = 0; line < kNR<T> * int64_t(sizeof(T)); line += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(b + (kk + kPrefetchRows) * b_stride) + line);
     V bv[kNV];
-    for (int j = 0; j < kNV; ++j) std::memcpy(&bv[j], b + kk * kNR<T> + j * L, sizeof(V));
+    for (int j = 0; j < kNV; ++j) std::memcpy(&bv[j], b + kk * b_stride + j * L, sizeof(V));
     for (int i = 0; i < kMR; ++i) {
       const T ai = a[kk * kMR + i];
       for (int j = 0; j < kNV; ++j) acc[i][j] += ai * bv[j];
@@ -262,15 +268,27 @@ struct TileColumns {
   }
 };
 
-inline double mean_run(const std::vector<GatherRun>& runs, int64_t count) {
-  return runs.empty() ? 0.0 : static_cast<double>(count) / static_cast<double>(runs.size());
+// Rough cost per element, in cycles, of packing along these runs: a fixed
+// cost per run, plus the copy — masked vector moves where both sides are
+// contiguous, scalar moves where the destination is strided (packing along
+// the depth), more where the source is strided too.
+inline double packing_cost(const std::vector<GatherRun>& runs, int64_t count,
+                           bool strided_destination) {
+  if (runs.empty()) return 0.0;
+  int64_t unit = 0;
+  for (const GatherRun& run : runs)
+    if (run.len == 1 || run.step_offset + run.step_x == 1) unit += run.len;
+  const double unit_share = static_cast<double>(unit) / static_cast<double>(count);
+  const double copy = strided_destination ? 1.0 + 2.0 * (1.0 - unit_share)
+                                          : 0.2 + 2.0 * (1.0 - unit_share);
+  return 20.0 * static_cast<double>(runs.size()) / static_cast<double>(count) + copy;
 }
 
 // B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth and
 // j < the tile's columns rounded up to kNR (the rest read 0). Copies along
-// whichever runs are longer: along columns (one depth row at a time) or
-// along the depth (one column at a time). Strided dgrad goes element by
-// element.
+// whichever runs are cheaper (packing_cost): along columns (one depth row
+// at a time) or along the depth (one column at a time). Strided dgrad goes
+// element by element.
 template <class T, class View>
 void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t depth, T* dst) {
   constexpr int64_t NR = kNR<T>;
@@ -292,7 +310,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
     return;
   }
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
-  if (mean_run(cols.runs, cols.count) >= mean_run(depth_runs, depth)) {
+  if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
       for (const GatherRun& run : cols.runs) {
@@ -360,30 +378,67 @@ T* c_block(T* c, int64_t strip_row, int64_t strip_col, int64_t col_block) {
   return c + (strip_row * (col_block / kNR<T>) + strip_col) * kMR * kNR<T>;
 }
 
+// B read where it lies, unpacked: when the gather has no positions (1×1
+// images, as in linear) and every full strip of the tile's columns is one
+// contiguous run, B's rows are evenly spaced rows of the source (linear's
+// weight, for the input gradient), `row_stride` apart.
+struct DirectB {
+  bool on = false;
+  int64_t row_stride = 0, full_strips = 0;
+};
+
+template <class T, class View>
+DirectB direct_b(const View& view, const TileColumns& cols) {
+  constexpr int64_t NR = kNR<T>;
+  const GatherBounds bounds = view.b_bounds();
+  const int64_t depth = view.depth();
+  if (bounds.limit_y != 1 || bounds.limit_x != 1 || depth < 2 || cols.count < NR) return {};
+  for (const GatherRun& run : cols.runs) {
+    const bool full = run.first % NR == 0 && run.len == NR;
+    const bool tail = run.first >= cols.count / NR * NR;
+    if (cols.coords[run.first].ones || !(tail || (full && run.step_offset + run.step_x == 1)))
+      return {};
+  }
+  const int64_t first = view.b_depth(0).offset, stride = view.b_depth(1).offset - first;
+  if (view.b_depth(depth - 1).offset != first + (depth - 1) * stride) return {};
+  return {true, stride, cols.count / NR};
+}
+
 // C of one tile over depth [kd_begin, kd_end) into buffers.c. `packed_a` is
 // the whole of A packed by pack_a_whole, or empty.
 template <class T, class View>
 void multiply_tile(const View& view, const TilePlan& plan, int64_t row0, int64_t rows,
                    int64_t col0, int64_t cols, int64_t kd_begin, int64_t kd_end,
                    const std::vector<T>& packed_a, TileBuffers<T>& buf) {
-  const int64_t strips = round_up(cols, kNR<T>) / kNR<T>;
+  constexpr int64_t NR = kNR<T>;
+  const int64_t strips = round_up(cols, NR) / NR;
   buf.cols.fill(view, col0, cols, T{});
+  const DirectB direct = direct_b<T>(view, buf.cols);
+  // Strips read in place come first; the rest are packed (all, or the tail).
+  const int64_t unpacked = direct.on ? direct.full_strips : 0;
+  if (direct.on && unpacked < strips)
+    buf.cols.fill(view, col0 + unpacked * NR, cols - unpacked * NR, T{});
   for (int64_t kd0 = kd_begin; kd0 < kd_end; kd0 += kDepthBlock) {
     const int64_t depth = std::min(kDepthBlock, kd_end - kd0);
-    pack_b(view, buf.cols, kd0, depth, buf.b.data());
+    if (unpacked < strips) pack_b(view, buf.cols, kd0, depth, buf.b.data());
     const int64_t row_strips = ceil_div(rows, kMR);
     if (packed_a.empty())  // A of this depth block, strip after strip
       for (int64_t i = 0; i < row_strips; ++i)
         pack_a(view, row0 + i * kMR, row0 + rows, kd0, depth, buf.a.data() + i * depth * kMR);
+    const T* in_place = view.b_source() + view.b_depth(kd0).offset;
     // Column strips outside: one B strip stays in L1 while the A strips pass.
-    for (int64_t j = 0; j < strips; ++j)
+    for (int64_t j = 0; j < strips; ++j) {
+      const T* b = j < unpacked ? in_place + view.b_col(col0 + j * NR).offset
+                                : buf.b.data() + (j - unpacked) * depth * NR;
+      const int64_t b_stride = j < unpacked ? direct.row_stride : NR;
       for (int64_t i = 0; i < row_strips; ++i) {
         const T* a = packed_a.empty()
                          ? buf.a.data() + i * depth * kMR
                          : packed_a.data() + ((row0 / kMR + i) * view.depth() + kd0) * kMR;
-        microkernel(depth, a, buf.b.data() + j * depth * kNR<T>,
-                    c_block(buf.c.data(), i, j, plan.col_block), kd0 > kd_begin);
+        microkernel(depth, a, b, b_stride, c_block(buf.c.data(), i, j, plan.col_block),
+                    kd0 > kd_begin);
       }
+    }
   }
   if (kd_begin == kd_end) std::fill(buf.c.begin(), buf.c.end(), T(0));
 }
