@@ -42,6 +42,12 @@ CONV_CASES = [
     ("kernel_is_padded_input", 2, 3, 5, 5, 4, 7, 7, 1, 1, 1),
     ("batch0", 0, 3, 8, 8, 4, 3, 3, 1, 1, 1),
     ("deep_wgrad", 8, 2, 40, 40, 3, 3, 3, 1, 1, 1),
+    # Batches of 8 images or more with few output channels take the CPU's
+    # direct path (one image per vector lane): full and partial image groups.
+    ("direct_lenet_conv1", 17, 1, 32, 32, 6, 5, 5, 1, 0, 1),
+    ("direct_lenet_conv2", 16, 6, 14, 14, 16, 5, 5, 1, 0, 1),
+    ("direct_grouped_strided", 19, 6, 11, 13, 9, 3, 4, (2, 3), (1, 2), 3),
+    ("direct_wide_padding", 9, 2, 6, 7, 5, 3, 3, 1, (3, 1), 1),
 ]
 
 

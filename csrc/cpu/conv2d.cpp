@@ -3,10 +3,49 @@
 #include "../emulate/emulate.h"
 #include "../kernels/conv2d.h"
 #include "../runtime.h"
+#include "direct_conv.h"
 #include "implicit_gemm.h"
 
 namespace cnnfast {
 namespace {
+
+using Engine = cpu::CpuGemmEngine;
+
+int64_t lanes_of(at::ScalarType dtype) {
+  return dtype == at::kDouble ? cpu::kLanes<double> : cpu::kLanes<float>;
+}
+
+cpu::DirectConv direct_problem(const ConvProblem& p) {
+  return {p.n,     p.c,     p.h,        p.w,        p.k,      p.r, p.s,
+          p.p,     p.q,     p.pad_h,    p.pad_w,    p.stride_h, p.stride_w, p.groups,
+          p.act};
+}
+
+// dgrad as the forward convolution of the gradient padded by (R-1-pad) with
+// the weights transposed per group and flipped: stride 1 only.
+bool direct_dgrad_suits(const ConvProblem& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.pad_h < p.r && p.pad_w < p.s &&
+         cpu::direct_conv_suits(p, lanes_of(at::kFloat));
+}
+
+at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::Tensor& weight,
+                        at::IntArrayRef x_size) {
+  const at::Tensor flipped = weight.reshape({p.groups, p.k_group(), p.c_group(), p.r, p.s})
+                                 .transpose(1, 2)
+                                 .flip({3, 4})
+                                 .reshape({p.c, p.k_group(), p.r, p.s})
+                                 .contiguous();
+  const cpu::DirectConv d{p.n, p.k, p.p, p.q, p.c, p.r, p.s, p.h, p.w,
+                          p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1, p.groups,
+                          Activation::kNone};
+  at::Tensor grad_x = at::empty(x_size, grad.options());
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "conv2d_dgrad", [&] {
+    cpu::direct_conv<scalar_t>(d, grad.const_data_ptr<scalar_t>(),
+                               flipped.const_data_ptr<scalar_t>(), nullptr,
+                               grad_x.mutable_data_ptr<scalar_t>());
+  });
+  return grad_x;
+}
 
 at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -14,8 +53,20 @@ at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
                       std::optional<std::string_view> activation) {
   if (emulating_cuda())
     return emulate::conv2d_forward(x, weight, bias, stride, padding, groups, activation);
-  return kernels::conv2d_forward<cpu::CpuGemmEngine>(x, weight, bias, stride, padding, groups,
-                                                     activation);
+  const ConvProblem p =
+      conv2d_problem(x, weight, bias, stride, padding, groups, activation, "conv2d", false);
+  if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
+    return kernels::conv2d_forward<Engine>(x, weight, bias, stride, padding, groups, activation);
+  const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor out = at::empty(kernels::conv2d_output_size(x, p), x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d", [&] {
+    cpu::direct_conv<scalar_t>(direct_problem(p), input.const_data_ptr<scalar_t>(),
+                               filter.const_data_ptr<scalar_t>(),
+                               kernels::data_or_null<scalar_t>(shift),
+                               out.mutable_data_ptr<scalar_t>());
+  });
+  return out;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
@@ -25,8 +76,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   if (emulating_cuda())
     return emulate::conv2d_backward(grad_output, x, weight, output, stride, padding, groups,
                                     activation, output_mask);
-  return kernels::conv2d_backward<cpu::CpuGemmEngine>(grad_output, x, weight, output, stride,
-                                                      padding, groups, activation, output_mask);
+  const char* op = "_conv2d_backward";
+  const ConvProblem p =
+      conv2d_problem(x, weight, std::nullopt, stride, padding, groups, activation, op, false);
+  check_conv_backward(grad_output, output, x, kernels::conv2d_output_size(x, p), op);
+  if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
+    return kernels::conv2d_backward<Engine>(grad_output, x, weight, output, stride, padding,
+                                            groups, activation, output_mask);
+  const Engine engine(x);
+  const at::Tensor grad = kernels::backward_source(engine, grad_output, output, p.act).grad;
+  const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  kernels::Gradients grads = kernels::allocate_gradients(p, x, weight, output_mask);
+  if (output_mask[0])
+    grads.grad_x = direct_dgrad_suits(p)
+                       ? direct_dgrad(p, grad, filter, x.sizes())
+                       : std::get<0>(kernels::conv2d_backward<Engine>(
+                             grad, x, weight, output, stride, padding, groups, std::nullopt,
+                             {true, false, false}));
+  if (output_mask[1] || output_mask[2])
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d_wgrad", [&] {
+      cpu::direct_wgrad<scalar_t>(
+          direct_problem(p), grad.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(),
+          output_mask[1] ? grads.grad_w.mutable_data_ptr<scalar_t>() : nullptr,
+          output_mask[2] ? grads.grad_b.mutable_data_ptr<scalar_t>() : nullptr);
+    });
+  return {grads.grad_x, grads.grad_w, grads.grad_b};
 }
 
 }  // namespace
