@@ -35,44 +35,37 @@ inline bool direct_conv_suits(const ConvProblem& p, int64_t lanes) {
   return p.k_group() <= kDirectMaxChannels && p.n >= lanes;
 }
 
-// An interleaved, zero-padded copy of an (N, C, H, W) tensor:
-// [group][c][rows][cols][lanes], with the image at (pad_h, pad_w).
+// An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
+// tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
+// the batch read 0.
 template <class T>
-struct Interleaved {
+struct ImageGroup {
   std::vector<T> data;
-  int64_t groups = 0, channels = 0, rows = 0, cols = 0;
-  T* at(int64_t group, int64_t c, int64_t row, int64_t col) {
-    return data.data() + (((group * channels + c) * rows + row) * cols + col) * kLanes<T>;
+  int64_t channels = 0, rows = 0, cols = 0;
+  ImageGroup(int64_t c, int64_t rows_, int64_t cols_)
+      : data(c * rows_ * cols_ * kLanes<T>), channels(c), rows(rows_), cols(cols_) {}
+  const T* at(int64_t c, int64_t row, int64_t col) const {
+    return data.data() + ((c * rows + row) * cols + col) * kLanes<T>;
   }
-  const T* at(int64_t group, int64_t c, int64_t row, int64_t col) const {
-    return data.data() + (((group * channels + c) * rows + row) * cols + col) * kLanes<T>;
-  }
-};
 
-template <class T>
-Interleaved<T> interleave(const T* src, int64_t n, int64_t c, int64_t h, int64_t w,
-                          int64_t pad_h, int64_t pad_w, int64_t rows, int64_t cols) {
-  constexpr int64_t L = kLanes<T>;
-  Interleaved<T> out;
-  out.groups = ceil_div(n, L);
-  out.channels = c;
-  out.rows = rows;
-  out.cols = cols;
-  out.data.assign(out.groups * c * rows * cols * L, T(0));
-  at::parallel_for(0, out.groups * c, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t gc = begin; gc < end; ++gc) {
-      const int64_t group = gc / c, channel = gc % c;
-      for (int64_t lane = 0; lane < L && group * L + lane < n; ++lane) {
-        const T* plane = src + ((group * L + lane) * c + channel) * h * w;
-        for (int64_t y = 0; y < h; ++y) {
-          T* dst = out.at(group, channel, y + pad_h, pad_w) + lane;
-          for (int64_t x = 0; x < w; ++x) dst[x * L] = plane[y * w + x];
+  // Images [first, first + kLanes) of src (n images of c × h × w).
+  void load(const T* src, int64_t first, int64_t n, int64_t h, int64_t w, int64_t pad_h,
+            int64_t pad_w) {
+    constexpr int64_t L = kLanes<T>;
+    std::fill(data.begin(), data.end(), T(0));
+    const int64_t images = std::min(L, n - first);
+    T row[L];
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t y = 0; y < h; ++y) {
+        T* dst = data.data() + ((c * rows + y + pad_h) * cols + pad_w) * L;
+        const T* from = src + ((first * channels + c) * h + y) * w;
+        for (int64_t x = 0; x < w; ++x) {
+          for (int64_t l = 0; l < images; ++l) row[l] = from[l * channels * h * w + x];
+          std::memcpy(dst + x * L, row, images * sizeof(T));
         }
       }
-    }
-  });
-  return out;
-}
+  }
+};
 
 // One direct convolution: in (N, C, H, W) → out (N, K, P, Q), grouped, with
 // bias and activation.
@@ -81,51 +74,39 @@ struct DirectConv {
   Activation act;
 };
 
+// Output row `oh` of channels [k0, k0 + KB) ∩ the group, for one image
+// group: dst[k][q][lane], rows q_padded long.
 template <class T, int KB, int PB>
-void direct_forward_blocks(const DirectConv& d, const Interleaved<T>& in, const T* packed_w,
-                           const T* bias, int64_t row_pitch, std::vector<T>& out) {
+void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, const T* bias,
+                int64_t group, int64_t k0, int64_t k_end, int64_t oh, int64_t q_padded,
+                T* dst) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
-  const int64_t c_group = d.c / d.groups, k_group = d.k / d.groups;
-  const int64_t blocks_per_group = ceil_div(k_group, KB);
-  const int64_t q_blocks = ceil_div(d.q, PB);
-  const int64_t units = in.groups * d.groups * blocks_per_group * d.p;
-  at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
-    T lanes[L];
-    for (int64_t u = begin; u < end; ++u) {
-      const int64_t oh = u % d.p, kb_all = (u / d.p) % (d.groups * blocks_per_group);
-      const int64_t image_group = u / (d.p * d.groups * blocks_per_group);
-      const int64_t group = kb_all / blocks_per_group;
-      const int64_t k0 = group * k_group + (kb_all % blocks_per_group) * KB;
-      const int64_t k_end = std::min(k0 + KB, (group + 1) * k_group);
-      for (int64_t qb = 0; qb < q_blocks; ++qb) {
-        V acc[KB][PB] = {};
-        for (int64_t c = 0; c < c_group; ++c) {
-          const T* weights = packed_w + (kb_all * c_group + c) * d.r * d.s * KB;
-          for (int64_t r = 0; r < d.r; ++r) {
-            const T* row = in.at(image_group, group * c_group + c, oh * d.stride_h + r, 0);
-            for (int64_t s = 0; s < d.s; ++s) {
-              V x[PB];
-              for (int pb = 0; pb < PB; ++pb)
-                std::memcpy(&x[pb], row + ((qb * PB + pb) * d.stride_w + s) * L, sizeof(V));
-              const T* wv = weights + (r * d.s + s) * KB;
-              for (int kb = 0; kb < KB; ++kb)
-                for (int pb = 0; pb < PB; ++pb) acc[kb][pb] += wv[kb] * x[pb];
-            }
-          }
+  const int64_t c_group = d.c / d.groups;
+  T lanes[L];
+  for (int64_t q0 = 0; q0 < q_padded; q0 += PB) {
+    V acc[KB][PB] = {};
+    for (int64_t c = 0; c < c_group; ++c)
+      for (int64_t r = 0; r < d.r; ++r) {
+        const T* row = in.at(group * c_group + c, oh * d.stride_h + r, 0);
+        const T* wv = weights + (c * d.r + r) * d.s * KB;
+        for (int64_t s = 0; s < d.s; ++s, wv += KB) {
+          V x[PB];
+          for (int pb = 0; pb < PB; ++pb)
+            std::memcpy(&x[pb], row + ((q0 + pb) * d.stride_w + s) * L, sizeof(V));
+          for (int kb = 0; kb < KB; ++kb)
+            for (int pb = 0; pb < PB; ++pb) acc[kb][pb] += wv[kb] * x[pb];
         }
-        for (int64_t k = k0; k < k_end; ++k)
-          for (int pb = 0; pb < PB; ++pb) {
-            std::memcpy(lanes, &acc[k - k0][pb], sizeof(V));
-            const T shift = bias == nullptr ? T(0) : bias[k];
-            for (int64_t l = 0; l < L; ++l) lanes[l] += shift;
-            activate_row(lanes, L, d.act);
-            T* dst = out.data() + (((image_group * d.k + k) * d.p + oh) * row_pitch + qb * PB + pb) * L;
-            std::memcpy(dst, lanes, sizeof(lanes));
-          }
       }
-    }
-  });
+    for (int64_t k = k0; k < k_end; ++k)
+      for (int pb = 0; pb < PB; ++pb) {
+        std::memcpy(lanes, &acc[k - k0][pb], sizeof(V));
+        const T shift = bias == nullptr ? T(0) : bias[k];
+        for (int64_t l = 0; l < L; ++l) lanes[l] += shift;
+        activate_row(lanes, L, d.act);
+        std::memcpy(dst + ((k * d.p + oh) * q_padded + q0 + pb) * L, lanes, sizeof(lanes));
+      }
+  }
 }
 
 // Weights as [group][block of KB output channels][c][r][s][KB], zero past K.
@@ -146,25 +127,37 @@ std::vector<T> pack_direct_weights(const T* weight, const DirectConv& d, int64_t
   return packed;
 }
 
+// Image group by image group, each thread keeping its group's interleaved
+// input and result in L2: interleave, convolve, write back to (N, K, P, Q).
 template <class T, int KB, int PB>
 void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
   constexpr int64_t L = kLanes<T>;
+  const int64_t k_group = d.k / d.groups, blocks = ceil_div(k_group, KB);
   const int64_t q_padded = round_up(d.q, PB);
   // Columns enough for the padded output row's last block of taps.
   const int64_t cols = std::max(d.w + 2 * d.pad_w, (q_padded - 1) * d.stride_w + d.s);
-  const Interleaved<T> in = interleave(x, d.n, d.c, d.h, d.w, d.pad_h, d.pad_w,
-                                       d.h + 2 * d.pad_h, cols);
   const std::vector<T> packed_w = pack_direct_weights(weight, d, KB);
-  std::vector<T> result(in.groups * d.k * d.p * q_padded * L);
-  direct_forward_blocks<T, KB, PB>(d, in, packed_w.data(), bias, q_padded, result);
-  const int64_t planes = d.n * d.k;
-  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t image = plane / d.k, k = plane % d.k;
-      const T* src = result.data() + ((image / L) * d.k + k) * d.p * q_padded * L + image % L;
-      T* dst = out + plane * d.p * d.q;
-      for (int64_t y = 0; y < d.p; ++y)
-        for (int64_t x_ = 0; x_ < d.q; ++x_) dst[y * d.q + x_] = src[(y * q_padded + x_) * L];
+  const int64_t weights_per_block = (d.c / d.groups) * d.r * d.s * KB;
+  at::parallel_for(0, ceil_div(d.n, L), 1, [&](int64_t begin, int64_t end) {
+    ImageGroup<T> in(d.c, d.h + 2 * d.pad_h, cols);
+    std::vector<T> result(d.k * d.p * q_padded * L);
+    for (int64_t image_group = begin; image_group < end; ++image_group) {
+      const int64_t first = image_group * L, images = std::min(L, d.n - first);
+      in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w);
+      for (int64_t block = 0; block < d.groups * blocks; ++block) {
+        const int64_t group = block / blocks, k0 = group * k_group + (block % blocks) * KB;
+        const int64_t k_end = std::min(k0 + KB, (group + 1) * k_group);
+        for (int64_t oh = 0; oh < d.p; ++oh)
+          direct_row<T, KB, PB>(d, in, packed_w.data() + block * weights_per_block, bias, group,
+                                k0, k_end, oh, q_padded, result.data());
+      }
+      const int64_t image_stride = d.k * d.p * d.q;
+      for (int64_t plane_row = 0; plane_row < d.k * d.p; ++plane_row) {
+        const T* src = result.data() + plane_row * q_padded * L;
+        T* dst = out + first * image_stride + plane_row * d.q;
+        for (int64_t l = 0; l < images; ++l)
+          for (int64_t x_ = 0; x_ < d.q; ++x_) dst[l * image_stride + x_] = src[x_ * L + l];
+      }
     }
   });
 }
@@ -179,56 +172,82 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
     direct_forward<T, 8, 3>(d, x, weight, bias, out);
 }
 
-// grad_w[k, c, r, s] (and grad_b[k]) from the interleaved gradient and input.
+// grad_w for output channels [k0, k0 + count) (count <= KB) of one input
+// channel c and filter row r, taps [s0, s0 + taps) (taps <= SB): KB × SB
+// accumulators over every pixel of every image group, then across lanes.
+template <class T, int KB, int SB>
+void direct_wgrad_block(const DirectConv& d, const std::vector<ImageGroup<T>>& in,
+                        const std::vector<ImageGroup<T>>& grad, int64_t k0, int64_t count,
+                        int64_t c, int64_t r, int64_t s0, int64_t taps, T* grad_w) {
+  using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  V acc[KB][SB] = {};
+  for (size_t image_group = 0; image_group < in.size(); ++image_group)
+    for (int64_t oh = 0; oh < d.p; ++oh) {
+      const T* x_row = in[image_group].at(c, oh * d.stride_h + r, s0);
+      const T* g_rows[KB];
+      for (int kb = 0; kb < KB; ++kb)
+        g_rows[kb] = grad[image_group].at(k0 + (kb < count ? kb : 0), oh, 0);
+      for (int64_t ow = 0; ow < d.q; ++ow) {
+        V g[KB], x[SB];
+        for (int kb = 0; kb < KB; ++kb) std::memcpy(&g[kb], g_rows[kb] + ow * L, sizeof(V));
+        for (int sb = 0; sb < SB; ++sb)
+          std::memcpy(&x[sb], x_row + (ow * d.stride_w + (sb < taps ? sb : 0)) * L, sizeof(V));
+        for (int kb = 0; kb < KB; ++kb)
+          for (int sb = 0; sb < SB; ++sb) acc[kb][sb] += g[kb] * x[sb];
+      }
+    }
+  const int64_t c_local = c % (d.c / d.groups);
+  for (int64_t kb = 0; kb < count; ++kb)
+    for (int64_t sb = 0; sb < taps; ++sb) {
+      T sum = 0;
+      for (int64_t l = 0; l < L; ++l) sum += acc[kb][sb][l];
+      grad_w[(((k0 + kb) * (d.c / d.groups) + c_local) * d.r + r) * d.s + s0 + sb] = sum;
+    }
+}
+
+// grad_w[k, c, r, s] and grad_b[k] (either may be null) from the gradient
+// (N, K, P, Q) and the input.
 template <class T>
 void direct_wgrad(const DirectConv& d, const T* grad, const T* x, T* grad_w, T* grad_b) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
-  constexpr int64_t kTaps = 24;  // accumulators per pass
-  const int64_t c_group = d.c / d.groups, k_group = d.k / d.groups, taps = d.r * d.s;
-  const Interleaved<T> in = interleave(x, d.n, d.c, d.h, d.w, d.pad_h, d.pad_w,
-                                       d.h + 2 * d.pad_h, d.w + 2 * d.pad_w);
-  const Interleaved<T> g = interleave(grad, d.n, d.k, d.p, d.q, 0, 0, d.p, d.q);
-  std::vector<int64_t> tap_offset(taps);
-  for (int64_t t = 0; t < taps; ++t) tap_offset[t] = ((t / d.s) * in.cols + t % d.s) * L;
-  const int64_t passes = ceil_div(taps, kTaps), per_pass = ceil_div(taps, passes);
+  constexpr int KB = 4, SB = 5;  // 20 accumulators; 9 loads per 20 FMAs
+  const int64_t c_group = d.c / d.groups, k_group = d.k / d.groups;
+  const int64_t image_groups = ceil_div(d.n, L);
+  std::vector<ImageGroup<T>> in, g;
+  for (int64_t i = 0; i < image_groups; ++i) {
+    in.emplace_back(d.c, d.h + 2 * d.pad_h, d.w + 2 * d.pad_w);
+    g.emplace_back(d.k, d.p, d.q);
+  }
+  at::parallel_for(0, image_groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      in[i].load(x, i * L, d.n, d.h, d.w, d.pad_h, d.pad_w);
+      g[i].load(grad, i * L, d.n, d.p, d.q, 0, 0);
+    }
+  });
+  // Units: (group, block of KB output channels, input channel, filter row, block of SB taps).
+  const int64_t k_blocks = ceil_div(k_group, KB), s_blocks = ceil_div(d.s, SB);
+  const int64_t units = d.groups * k_blocks * c_group * d.r * s_blocks;
   if (grad_w != nullptr)
-    at::parallel_for(0, d.k * c_group, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t kc = begin; kc < end; ++kc) {
-        const int64_t k = kc / c_group, c = (k / k_group) * c_group + kc % c_group;
-        for (int64_t t0 = 0; t0 < taps; t0 += per_pass) {
-          const int64_t count = std::min(per_pass, taps - t0);
-          V acc[kTaps] = {};
-          for (int64_t image_group = 0; image_group < in.groups; ++image_group)
-            for (int64_t oh = 0; oh < d.p; ++oh) {
-              const T* g_row = g.at(image_group, k, oh, 0);
-              const T* x_row = in.at(image_group, c, oh * d.stride_h, 0);
-              for (int64_t ow = 0; ow < d.q; ++ow) {
-                V gv;
-                std::memcpy(&gv, g_row + ow * L, sizeof(V));
-                const T* x_at = x_row + ow * d.stride_w * L;
-                for (int64_t t = 0; t < kTaps; ++t) {
-                  if (t >= count) break;
-                  V xv;
-                  std::memcpy(&xv, x_at + tap_offset[t0 + t], sizeof(V));
-                  acc[t] += gv * xv;
-                }
-              }
-            }
-          for (int64_t t = 0; t < count; ++t) {
-            T sum = 0;
-            for (int64_t l = 0; l < L; ++l) sum += acc[t][l];
-            grad_w[kc * taps + t0 + t] = sum;
-          }
-        }
+    at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t sb = u % s_blocks, r = (u / s_blocks) % d.r;
+        const int64_t c = (u / (s_blocks * d.r)) % c_group;
+        const int64_t kb = (u / (s_blocks * d.r * c_group)) % k_blocks;
+        const int64_t group = u / (s_blocks * d.r * c_group * k_blocks);
+        const int64_t k0 = group * k_group + kb * KB;
+        direct_wgrad_block<T, KB, SB>(d, in, g, k0, std::min<int64_t>(KB, (group + 1) * k_group - k0),
+                                      group * c_group + c, r, sb * SB,
+                                      std::min<int64_t>(SB, d.s - sb * SB), grad_w);
       }
     });
   if (grad_b != nullptr)
     at::parallel_for(0, d.k, 1, [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) {
         V acc = {};
-        for (int64_t image_group = 0; image_group < g.groups; ++image_group) {
-          const T* plane = g.at(image_group, k, 0, 0);
+        for (int64_t image_group = 0; image_group < image_groups; ++image_group) {
+          const T* plane = g[image_group].at(k, 0, 0);
           for (int64_t i = 0; i < d.p * d.q; ++i) {
             V v;
             std::memcpy(&v, plane + i * L, sizeof(V));
