@@ -83,20 +83,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
     return kernels::conv2d_backward<Engine>(grad_output, x, weight, output, stride, padding,
                                             groups, activation, output_mask);
-  const Engine engine(x);
-  const at::Tensor grad = kernels::backward_source(engine, grad_output, output, p.act).grad;
+  // dgrad convolves grad · act'(out) formed first; wgrad forms it as it
+  // interleaves the gradient unless dgrad already has.
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  const bool dgrad_direct = output_mask[0] && direct_dgrad_suits(p);
+  at::Tensor grad = grad_output.contiguous(), saved_output;
+  if (dgrad_direct)
+    grad = kernels::backward_source(Engine(x), grad_output, output, p.act).grad;
+  else if (p.act != Activation::kNone)
+    saved_output = output.contiguous();
   kernels::Gradients grads = kernels::allocate_gradients(p, x, weight, output_mask);
   if (output_mask[0])
-    grads.grad_x = direct_dgrad_suits(p)
-                       ? direct_dgrad(p, grad, filter, x.sizes())
-                       : std::get<0>(kernels::conv2d_backward<Engine>(
-                             grad, x, weight, output, stride, padding, groups, std::nullopt,
-                             {true, false, false}));
+    grads.grad_x = dgrad_direct ? direct_dgrad(p, grad, filter, x.sizes())
+                                : std::get<0>(kernels::conv2d_backward<Engine>(
+                                      grad_output, x, weight, output, stride, padding, groups,
+                                      activation, {true, false, false}));
   if (output_mask[1] || output_mask[2])
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d_wgrad", [&] {
       cpu::direct_wgrad<scalar_t>(
-          direct_problem(p), grad.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(),
+          direct_problem(p), grad.const_data_ptr<scalar_t>(),
+          kernels::data_or_null<scalar_t>(saved_output), input.const_data_ptr<scalar_t>(),
           output_mask[1] ? grads.grad_w.mutable_data_ptr<scalar_t>() : nullptr,
           output_mask[2] ? grads.grad_b.mutable_data_ptr<scalar_t>() : nullptr);
     });

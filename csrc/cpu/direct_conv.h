@@ -38,30 +38,66 @@ inline bool direct_conv_suits(const ConvProblem& p, int64_t lanes) {
 // An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
 // tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
 // the batch read 0.
+// Scratch memory kept by the calling thread between calls, one buffer per
+// slot: fresh allocations of this size cost page faults on every call.
+// (The largest size used stays allocated for the thread's lifetime.)
+template <class T>
+T* scratch(int slot, int64_t count) {
+  thread_local std::vector<T> buffers[2];
+  std::vector<T>& buffer = buffers[slot];
+  if (static_cast<int64_t>(buffer.size()) < count) buffer.resize(count);
+  return buffer.data();
+}
+
 template <class T>
 struct ImageGroup {
-  std::vector<T> data;
+  T* data;  // channels × rows × cols × kLanes, not owned
   int64_t channels = 0, rows = 0, cols = 0;
-  ImageGroup(int64_t c, int64_t rows_, int64_t cols_)
-      : data(c * rows_ * cols_ * kLanes<T>), channels(c), rows(rows_), cols(cols_) {}
+  static int64_t size(int64_t c, int64_t rows, int64_t cols) { return c * rows * cols * kLanes<T>; }
+  ImageGroup(T* storage, int64_t c, int64_t rows_, int64_t cols_)
+      : data(storage), channels(c), rows(rows_), cols(cols_) {}
   const T* at(int64_t c, int64_t row, int64_t col) const {
-    return data.data() + ((c * rows + row) * cols + col) * kLanes<T>;
+    return data + ((c * rows + row) * cols + col) * kLanes<T>;
   }
 
-  // Images [first, first + kLanes) of src (n images of c × h × w).
+  // Images [first, first + kLanes) of src (n images of c × h × w); with
+  // `out`, src is a gradient and each element is multiplied by the
+  // activation's derivative read off out.
   void load(const T* src, int64_t first, int64_t n, int64_t h, int64_t w, int64_t pad_h,
-            int64_t pad_w) {
+            int64_t pad_w, const T* out = nullptr, Activation act = Activation::kNone) {
     constexpr int64_t L = kLanes<T>;
-    std::fill(data.begin(), data.end(), T(0));
-    const int64_t images = std::min(L, n - first);
-    T row[L];
+    const int64_t images = std::min(L, n - first), image_size = channels * h * w;
+    if (pad_h > 0 || pad_w > 0 || rows != h || cols != w || images < L)
+      std::fill(data, data + size(channels, rows, cols), T(0));
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t y = 0; y < h; ++y) {
-        T* dst = data.data() + ((c * rows + y + pad_h) * cols + pad_w) * L;
-        const T* from = src + ((first * channels + c) * h + y) * w;
-        for (int64_t x = 0; x < w; ++x) {
-          for (int64_t l = 0; l < images; ++l) row[l] = from[l * channels * h * w + x];
-          std::memcpy(dst + x * L, row, images * sizeof(T));
+        T* dst = data + ((c * rows + y + pad_h) * cols + pad_w) * L;
+        const int64_t offset = ((first * channels + c) * h + y) * w;
+        const T* from = src + offset;
+        if (out != nullptr) {
+          const T* saved = out + offset;
+          for (int64_t x = 0; x < w; ++x) {
+            if (act == Activation::kRelu) {
+#pragma omp simd
+              for (int64_t l = 0; l < L; ++l)
+                dst[x * L + l] = l < images ? relu_grad(from[l * image_size + x],
+                                                        saved[l * image_size + x])
+                                            : T(0);
+            } else {
+#pragma omp simd
+              for (int64_t l = 0; l < L; ++l)
+                dst[x * L + l] = l < images ? tanh_grad(from[l * image_size + x],
+                                                        saved[l * image_size + x])
+                                            : T(0);
+            }
+          }
+        } else if (images == L) {
+          for (int64_t x = 0; x < w; ++x)
+#pragma omp simd
+            for (int64_t l = 0; l < L; ++l) dst[x * L + l] = from[l * image_size + x];
+        } else {
+          for (int64_t x = 0; x < w; ++x)
+            for (int64_t l = 0; l < images; ++l) dst[x * L + l] = from[l * image_size + x];
         }
       }
   }
@@ -139,8 +175,9 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
   const std::vector<T> packed_w = pack_direct_weights(weight, d, KB);
   const int64_t weights_per_block = (d.c / d.groups) * d.r * d.s * KB;
   at::parallel_for(0, ceil_div(d.n, L), 1, [&](int64_t begin, int64_t end) {
-    ImageGroup<T> in(d.c, d.h + 2 * d.pad_h, cols);
-    std::vector<T> result(d.k * d.p * q_padded * L);
+    const int64_t rows = d.h + 2 * d.pad_h;
+    ImageGroup<T> in(scratch<T>(0, ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
+    T* result = scratch<T>(1, d.k * d.p * q_padded * L);
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
       in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w);
@@ -149,11 +186,11 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
         const int64_t k_end = std::min(k0 + KB, (group + 1) * k_group);
         for (int64_t oh = 0; oh < d.p; ++oh)
           direct_row<T, KB, PB>(d, in, packed_w.data() + block * weights_per_block, bias, group,
-                                k0, k_end, oh, q_padded, result.data());
+                                k0, k_end, oh, q_padded, result);
       }
       const int64_t image_stride = d.k * d.p * d.q;
       for (int64_t plane_row = 0; plane_row < d.k * d.p; ++plane_row) {
-        const T* src = result.data() + plane_row * q_padded * L;
+        const T* src = result + plane_row * q_padded * L;
         T* dst = out + first * image_stride + plane_row * d.q;
         for (int64_t l = 0; l < images; ++l)
           for (int64_t x_ = 0; x_ < d.q; ++x_) dst[l * image_stride + x_] = src[x_ * L + l];
@@ -172,74 +209,98 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
     direct_forward<T, 8, 3>(d, x, weight, bias, out);
 }
 
-// grad_w for output channels [k0, k0 + count) (count <= KB) of one input
-// channel c and filter row r, taps [s0, s0 + taps) (taps <= SB): KB × SB
-// accumulators over every pixel of every image group, then across lanes.
+// One image group's share of grad_w for output channels [k0, k0 + count)
+// (count <= KB), input channel c, filter row r and taps [s0, s0 + taps)
+// (taps <= SB): KB × SB vector accumulators, carried between image groups
+// in `sums`.
 template <class T, int KB, int SB>
-void direct_wgrad_block(const DirectConv& d, const std::vector<ImageGroup<T>>& in,
-                        const std::vector<ImageGroup<T>>& grad, int64_t k0, int64_t count,
-                        int64_t c, int64_t r, int64_t s0, int64_t taps, T* grad_w) {
+void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const ImageGroup<T>& grad,
+                        int64_t k0, int64_t count, int64_t c, int64_t r, int64_t s0,
+                        int64_t taps, typename VectorOf<T>::type* sums) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
-  V acc[KB][SB] = {};
-  for (size_t image_group = 0; image_group < in.size(); ++image_group)
-    for (int64_t oh = 0; oh < d.p; ++oh) {
-      const T* x_row = in[image_group].at(c, oh * d.stride_h + r, s0);
-      const T* g_rows[KB];
+  V acc[KB][SB];
+  std::memcpy(acc, sums, sizeof(acc));
+  for (int64_t oh = 0; oh < d.p; ++oh) {
+    const T* x_row = in.at(c, oh * d.stride_h + r, s0);
+    const T* g_rows[KB];
+    for (int kb = 0; kb < KB; ++kb) g_rows[kb] = grad.at(k0 + (kb < count ? kb : 0), oh, 0);
+    for (int64_t ow = 0; ow < d.q; ++ow) {
+      V g[KB], x[SB];
+      for (int kb = 0; kb < KB; ++kb) std::memcpy(&g[kb], g_rows[kb] + ow * L, sizeof(V));
+      for (int sb = 0; sb < SB; ++sb)
+        std::memcpy(&x[sb], x_row + (ow * d.stride_w + (sb < taps ? sb : 0)) * L, sizeof(V));
       for (int kb = 0; kb < KB; ++kb)
-        g_rows[kb] = grad[image_group].at(k0 + (kb < count ? kb : 0), oh, 0);
-      for (int64_t ow = 0; ow < d.q; ++ow) {
-        V g[KB], x[SB];
-        for (int kb = 0; kb < KB; ++kb) std::memcpy(&g[kb], g_rows[kb] + ow * L, sizeof(V));
-        for (int sb = 0; sb < SB; ++sb)
-          std::memcpy(&x[sb], x_row + (ow * d.stride_w + (sb < taps ? sb : 0)) * L, sizeof(V));
-        for (int kb = 0; kb < KB; ++kb)
-          for (int sb = 0; sb < SB; ++sb) acc[kb][sb] += g[kb] * x[sb];
-      }
+        for (int sb = 0; sb < SB; ++sb) acc[kb][sb] += g[kb] * x[sb];
     }
-  const int64_t c_local = c % (d.c / d.groups);
-  for (int64_t kb = 0; kb < count; ++kb)
-    for (int64_t sb = 0; sb < taps; ++sb) {
-      T sum = 0;
-      for (int64_t l = 0; l < L; ++l) sum += acc[kb][sb][l];
-      grad_w[(((k0 + kb) * (d.c / d.groups) + c_local) * d.r + r) * d.s + s0 + sb] = sum;
-    }
+  }
+  std::memcpy(sums, acc, sizeof(acc));
 }
 
 // grad_w[k, c, r, s] and grad_b[k] (either may be null) from the gradient
-// (N, K, P, Q) and the input.
+// (N, K, P, Q) and the input; with `out`, the gradient is multiplied by the
+// activation's derivative (d.act) as it is interleaved.
 template <class T>
-void direct_wgrad(const DirectConv& d, const T* grad, const T* x, T* grad_w, T* grad_b) {
+void direct_wgrad(const DirectConv& d, const T* grad, const T* out, const T* x, T* grad_w,
+                  T* grad_b) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   constexpr int KB = 4, SB = 5;  // 20 accumulators; 9 loads per 20 FMAs
   const int64_t c_group = d.c / d.groups, k_group = d.k / d.groups;
   const int64_t image_groups = ceil_div(d.n, L);
+  const int64_t rows = d.h + 2 * d.pad_h, cols = d.w + 2 * d.pad_w;
+  const int64_t x_size = ImageGroup<T>::size(d.c, rows, cols);
+  const int64_t g_size = ImageGroup<T>::size(d.k, d.p, d.q);
+  T* x_groups = scratch<T>(0, image_groups * x_size);
+  T* g_groups = scratch<T>(1, image_groups * g_size);
   std::vector<ImageGroup<T>> in, g;
   for (int64_t i = 0; i < image_groups; ++i) {
-    in.emplace_back(d.c, d.h + 2 * d.pad_h, d.w + 2 * d.pad_w);
-    g.emplace_back(d.k, d.p, d.q);
+    in.emplace_back(x_groups + i * x_size, d.c, rows, cols);
+    g.emplace_back(g_groups + i * g_size, d.k, d.p, d.q);
   }
   at::parallel_for(0, image_groups, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       in[i].load(x, i * L, d.n, d.h, d.w, d.pad_h, d.pad_w);
-      g[i].load(grad, i * L, d.n, d.p, d.q, 0, 0);
+      g[i].load(grad, i * L, d.n, d.p, d.q, 0, 0, out, d.act);
     }
   });
   // Units: (group, block of KB output channels, input channel, filter row, block of SB taps).
   const int64_t k_blocks = ceil_div(k_group, KB), s_blocks = ceil_div(d.s, SB);
   const int64_t units = d.groups * k_blocks * c_group * d.r * s_blocks;
+  struct Unit {
+    int64_t k0, count, c, r, s0, taps;
+  };
+  const auto unit_at = [&](int64_t u) {
+    const int64_t sb = u % s_blocks, r = (u / s_blocks) % d.r;
+    const int64_t c = (u / (s_blocks * d.r)) % c_group;
+    const int64_t kb = (u / (s_blocks * d.r * c_group)) % k_blocks;
+    const int64_t group = u / (s_blocks * d.r * c_group * k_blocks);
+    const int64_t k0 = group * k_group + kb * KB;
+    return Unit{k0, std::min<int64_t>(KB, (group + 1) * k_group - k0), group * c_group + c, r,
+                sb * SB, std::min<int64_t>(SB, d.s - sb * SB)};
+  };
+  // Each thread takes its units through the image groups in order (one
+  // group's data stays in L2 while every unit reads it), then sums lanes.
   if (grad_w != nullptr)
     at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
+      std::vector<V> sums((end - begin) * KB * SB, V{});
+      for (int64_t image_group = 0; image_group < image_groups; ++image_group)
+        for (int64_t u = begin; u < end; ++u) {
+          const Unit unit = unit_at(u);
+          direct_wgrad_block<T, KB, SB>(d, in[image_group], g[image_group], unit.k0, unit.count,
+                                        unit.c, unit.r, unit.s0, unit.taps,
+                                        sums.data() + (u - begin) * KB * SB);
+        }
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t sb = u % s_blocks, r = (u / s_blocks) % d.r;
-        const int64_t c = (u / (s_blocks * d.r)) % c_group;
-        const int64_t kb = (u / (s_blocks * d.r * c_group)) % k_blocks;
-        const int64_t group = u / (s_blocks * d.r * c_group * k_blocks);
-        const int64_t k0 = group * k_group + kb * KB;
-        direct_wgrad_block<T, KB, SB>(d, in, g, k0, std::min<int64_t>(KB, (group + 1) * k_group - k0),
-                                      group * c_group + c, r, sb * SB,
-                                      std::min<int64_t>(SB, d.s - sb * SB), grad_w);
+        const Unit unit = unit_at(u);
+        const int64_t c_local = unit.c % c_group;
+        for (int64_t kb = 0; kb < unit.count; ++kb)
+          for (int64_t sb = 0; sb < unit.taps; ++sb) {
+            const V& v = sums[(u - begin) * KB * SB + kb * SB + sb];
+            T sum = 0;
+            for (int64_t l = 0; l < L; ++l) sum += v[l];
+            grad_w[(((unit.k0 + kb) * c_group + c_local) * d.r + unit.r) * d.s + unit.s0 + sb] = sum;
+          }
       }
     });
   if (grad_b != nullptr)
