@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../common/conv2d.h"
@@ -38,6 +39,43 @@ inline bool direct_conv_suits(const ConvProblem& p, int64_t lanes) {
 // An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
 // tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
 // the batch read 0.
+// Transposes a kLanes × kLanes block held as kLanes vectors: log2(kLanes)
+// rounds, each swapping the off-diagonal sub-blocks of a pair of rows with
+// two-vector shuffles (vpermt2ps under AVX-512).
+template <class T>
+struct TransposeMasks {
+  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef Index IndexVector __attribute__((vector_size(kVectorBytes)));
+  static constexpr int kRounds = kLanes<T> == 16 ? 4 : kLanes<T> == 8 ? 3 : kLanes<T> == 4 ? 2 : 1;
+  IndexVector low[kRounds], high[kRounds];  // round r swaps sub-blocks of kLanes / 2^(r+1)
+  TransposeMasks() {
+    constexpr int64_t L = kLanes<T>;
+    for (int r = 0; r < kRounds; ++r) {
+      const int64_t b = L >> (r + 1);
+      for (int64_t l = 0; l < L; ++l) {
+        low[r][l] = static_cast<Index>((l & b) ? L + l - b : l);
+        high[r][l] = static_cast<Index>((l & b) ? L + l : l + b);
+      }
+    }
+  }
+};
+
+template <class T>
+inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>::type* rows) {
+  using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  static const TransposeMasks<T> masks;
+  for (int r = 0; r < TransposeMasks<T>::kRounds; ++r) {
+    const int64_t b = L >> (r + 1);
+    for (int64_t i = 0; i < L; ++i) {
+      if (i & b) continue;
+      const V a = rows[i], c = rows[i + b];
+      rows[i] = __builtin_shuffle(a, c, masks.low[r]);
+      rows[i + b] = __builtin_shuffle(a, c, masks.high[r]);
+    }
+  }
+}
+
 // Scratch memory kept by the calling thread between calls, one buffer per
 // slot: fresh allocations of this size cost page faults on every call.
 // (The largest size used stays allocated for the thread's lifetime.)
@@ -69,35 +107,27 @@ struct ImageGroup {
     const int64_t images = std::min(L, n - first), image_size = channels * h * w;
     if (pad_h > 0 || pad_w > 0 || rows != h || cols != w || images < L)
       std::fill(data, data + size(channels, rows, cols), T(0));
+    using V = typename VectorOf<T>::type;
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t y = 0; y < h; ++y) {
         T* dst = data + ((c * rows + y + pad_h) * cols + pad_w) * L;
         const int64_t offset = ((first * channels + c) * h + y) * w;
-        const T* from = src + offset;
-        if (out != nullptr) {
-          const T* saved = out + offset;
-          for (int64_t x = 0; x < w; ++x) {
-            if (act == Activation::kRelu) {
-#pragma omp simd
-              for (int64_t l = 0; l < L; ++l)
-                dst[x * L + l] = l < images ? relu_grad(from[l * image_size + x],
-                                                        saved[l * image_size + x])
-                                            : T(0);
+        // Blocks of kLanes images × kLanes pixels, transposed.
+        for (int64_t x0 = 0; x0 < w; x0 += L) {
+          const int64_t pixels = std::min(L, w - x0);
+          V block[L] = {};
+          for (int64_t l = 0; l < images; ++l) {
+            T* row = reinterpret_cast<T*>(&block[l]);
+            const T* from = src + offset + l * image_size + x0;
+            if (out == nullptr) {
+              std::copy(from, from + pixels, row);
             } else {
-#pragma omp simd
-              for (int64_t l = 0; l < L; ++l)
-                dst[x * L + l] = l < images ? tanh_grad(from[l * image_size + x],
-                                                        saved[l * image_size + x])
-                                            : T(0);
+              const T* saved = out + offset + l * image_size + x0;
+              for (int64_t t = 0; t < pixels; ++t) row[t] = activation_grad(from[t], saved[t], act);
             }
           }
-        } else if (images == L) {
-          for (int64_t x = 0; x < w; ++x)
-#pragma omp simd
-            for (int64_t l = 0; l < L; ++l) dst[x * L + l] = from[l * image_size + x];
-        } else {
-          for (int64_t x = 0; x < w; ++x)
-            for (int64_t l = 0; l < images; ++l) dst[x * L + l] = from[l * image_size + x];
+          transpose_block<T>(block);
+          std::memcpy(dst + x0 * L, block, pixels * sizeof(V));
         }
       }
   }
@@ -167,6 +197,7 @@ std::vector<T> pack_direct_weights(const T* weight, const DirectConv& d, int64_t
 // input and result in L2: interleave, convolve, write back to (N, K, P, Q).
 template <class T, int KB, int PB>
 void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
+  using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   const int64_t k_group = d.k / d.groups, blocks = ceil_div(k_group, KB);
   const int64_t q_padded = round_up(d.q, PB);
@@ -188,25 +219,37 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
           direct_row<T, KB, PB>(d, in, packed_w.data() + block * weights_per_block, bias, group,
                                 k0, k_end, oh, q_padded, result);
       }
+      // Back to (N, K, P, Q): blocks of kLanes pixels × kLanes images transposed.
       const int64_t image_stride = d.k * d.p * d.q;
       for (int64_t plane_row = 0; plane_row < d.k * d.p; ++plane_row) {
         const T* src = result + plane_row * q_padded * L;
         T* dst = out + first * image_stride + plane_row * d.q;
-        for (int64_t l = 0; l < images; ++l)
-          for (int64_t x_ = 0; x_ < d.q; ++x_) dst[l * image_stride + x_] = src[x_ * L + l];
+        for (int64_t x0 = 0; x0 < d.q; x0 += L) {
+          const int64_t pixels = std::min(L, d.q - x0);
+          V block[L] = {};
+          std::memcpy(block, src + x0 * L, pixels * sizeof(V));
+          transpose_block<T>(block);
+          for (int64_t l = 0; l < images; ++l)
+            std::memcpy(dst + l * image_stride + x0, &block[l], pixels * sizeof(T));
+        }
       }
     }
   });
 }
 
-// The forward with the register block that wastes the fewest channels.
+// The forward with the register block (output channels × pixels) that
+// computes the fewest padded outputs.
 template <class T>
 void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
   const int64_t k_group = d.k / d.groups;
-  if (round_up(k_group, 6) < round_up(k_group, 8))
+  const auto padded = [&](int64_t kb, int64_t pb) { return round_up(k_group, kb) * round_up(d.q, pb); };
+  const int64_t best = std::min({padded(6, 4), padded(8, 3), padded(4, 5)});
+  if (padded(6, 4) == best)
     direct_forward<T, 6, 4>(d, x, weight, bias, out);
-  else
+  else if (padded(8, 3) == best)
     direct_forward<T, 8, 3>(d, x, weight, bias, out);
+  else
+    direct_forward<T, 4, 5>(d, x, weight, bias, out);
 }
 
 // One image group's share of grad_w for output channels [k0, k0 + count)
