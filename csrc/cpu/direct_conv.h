@@ -91,6 +91,7 @@ template <class T>
 struct ImageGroup {
   T* data;  // channels × rows × cols × kLanes, not owned
   int64_t channels = 0, rows = 0, cols = 0;
+  int64_t first_row = 0, last_row = 0;  // rows outside [first_row, last_row) are padding
   static int64_t size(int64_t c, int64_t rows, int64_t cols) { return c * rows * cols * kLanes<T>; }
   ImageGroup(T* storage, int64_t c, int64_t rows_, int64_t cols_)
       : data(storage), channels(c), rows(rows_), cols(cols_) {}
@@ -105,6 +106,8 @@ struct ImageGroup {
             int64_t pad_w, const T* out = nullptr, Activation act = Activation::kNone) {
     constexpr int64_t L = kLanes<T>;
     const int64_t images = std::min(L, n - first), image_size = channels * h * w;
+    first_row = pad_h;
+    last_row = pad_h + h;
     if (pad_h > 0 || pad_w > 0 || rows != h || cols != w || images < L)
       std::fill(data, data + size(channels, rows, cols), T(0));
     using V = typename VectorOf<T>::type;
@@ -150,10 +153,13 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
   constexpr int64_t L = kLanes<T>;
   const int64_t c_group = d.c / d.groups;
   T lanes[L];
+  // Filter rows that fall in the top or bottom padding add nothing.
+  const int64_t r_begin = std::max<int64_t>(0, in.first_row - oh * d.stride_h);
+  const int64_t r_end = std::min<int64_t>(d.r, in.last_row - oh * d.stride_h);
   for (int64_t q0 = 0; q0 < q_padded; q0 += PB) {
     V acc[KB][PB] = {};
     for (int64_t c = 0; c < c_group; ++c)
-      for (int64_t r = 0; r < d.r; ++r) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
         const T* row = in.at(group * c_group + c, oh * d.stride_h + r, 0);
         const T* wv = weights + (c * d.r + r) * d.s * KB;
         for (int64_t s = 0; s < d.s; ++s, wv += KB) {
