@@ -10,7 +10,7 @@ export MAX_JOBS ?= 2
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
 STAMP := build/.built-$(notdir $(VENV))
 
-.PHONY: venv build test test-cpu test-emulated test-cpp demo bench gpu-check clean
+.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report demo bench gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,12 @@ test-cpp: $(VENV)/.installed
 	  -DCNNFAST_WITH_CUDA=OFF
 	cmake --build cmake-build -j $(MAX_JOBS)
 	cd cmake-build && ctest --output-on-failure
+
+# ptxas's register / shared-memory / spill report for every CUDA kernel,
+# from a separate build folder (the normal build keeps its flags).
+ptxas-report: $(VENV)/.installed
+	CNNFAST_CUDA=1 CNNFAST_PTXAS_VERBOSE=1 $(PY) setup.py build_ext --build-temp build/ptxas \
+	  --build-lib build/ptxas-lib 2>&1 | $(PY) tools/ptxas_summary.py
 
 demo: build
 	$(PY) -m cnnfast demo

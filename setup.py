@@ -11,6 +11,8 @@ Environment:
   TORCH_CUDA_ARCH_LIST    GPU architectures (default with no GPU visible: 9.0)
   CNNFAST_CPU_ISA         avx512 | avx2 | generic (default: what this CPU has)
   MAX_JOBS                parallel compile jobs for ninja
+  CNNFAST_PTXAS_VERBOSE=1 print ptxas's register / shared memory / spill report
+                          for every CUDA kernel (make ptxas-report)
 """
 
 import glob
@@ -180,6 +182,8 @@ def extension_modules():
     if cuda_root:
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-lineinfo"]
+        if os.environ.get("CNNFAST_PTXAS_VERBOSE") == "1":
+            kwargs["extra_compile_args"]["nvcc"] += ["-Xptxas", "-v"]
         kwargs["define_macros"] = [("CNNFAST_WITH_CUDA", None)]
         say(f"CUDA toolkit {cuda_root}; torch CUDA {torch.version.cuda}; archs {archs}")
         return [cpp_extension.CUDAExtension(sources=sources, **kwargs)], cpp_extension

@@ -8,3 +8,12 @@
 #define CNNFAST_HD
 #endif
 #define CNNFAST_INLINE CNNFAST_HD inline
+
+// Full unrolling for nvcc where a loop indexes a register array (left
+// rolled, the array would live in local memory); the host compiler decides
+// for itself.
+#if defined(__CUDACC__)
+#define CNNFAST_UNROLL _Pragma("unroll")
+#else
+#define CNNFAST_UNROLL
+#endif
