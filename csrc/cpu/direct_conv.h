@@ -265,7 +265,7 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
 template <class T, int KB, int SB>
 void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const ImageGroup<T>& grad,
                         int64_t k0, int64_t count, int64_t c, int64_t r, int64_t s0,
-                        int64_t taps, typename VectorOf<T>::type* sums) {
+                        int64_t taps, T* sums /* KB × SB vectors */) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   V acc[KB][SB];
@@ -332,22 +332,22 @@ void direct_wgrad(const DirectConv& d, const T* grad, const T* out, const T* x, 
   // group's data stays in L2 while every unit reads it), then sums lanes.
   if (grad_w != nullptr)
     at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
-      std::vector<V> sums((end - begin) * KB * SB, V{});
+      std::vector<T> sums((end - begin) * KB * SB * L, T(0));
       for (int64_t image_group = 0; image_group < image_groups; ++image_group)
         for (int64_t u = begin; u < end; ++u) {
           const Unit unit = unit_at(u);
           direct_wgrad_block<T, KB, SB>(d, in[image_group], g[image_group], unit.k0, unit.count,
                                         unit.c, unit.r, unit.s0, unit.taps,
-                                        sums.data() + (u - begin) * KB * SB);
+                                        sums.data() + (u - begin) * KB * SB * L);
         }
       for (int64_t u = begin; u < end; ++u) {
         const Unit unit = unit_at(u);
         const int64_t c_local = unit.c % c_group;
         for (int64_t kb = 0; kb < unit.count; ++kb)
           for (int64_t sb = 0; sb < unit.taps; ++sb) {
-            const V& v = sums[(u - begin) * KB * SB + kb * SB + sb];
+            const T* lanes = sums.data() + ((u - begin) * KB * SB + kb * SB + sb) * L;
             T sum = 0;
-            for (int64_t l = 0; l < L; ++l) sum += v[l];
+            for (int64_t l = 0; l < L; ++l) sum += lanes[l];
             grad_w[(((unit.k0 + kb) * c_group + c_local) * d.r + unit.r) * d.s + unit.s0 + sb] = sum;
           }
       }
