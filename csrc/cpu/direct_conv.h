@@ -76,17 +76,6 @@ inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>:
   }
 }
 
-// Scratch memory kept by the calling thread between calls, one buffer per
-// slot: fresh allocations of this size cost page faults on every call.
-// (The largest size used stays allocated for the thread's lifetime.)
-template <class T>
-T* scratch(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[2];
-  std::vector<T>& buffer = buffers[slot];
-  if (static_cast<int64_t>(buffer.size()) < count) buffer.resize(count);
-  return buffer.data();
-}
-
 template <class T>
 struct ImageGroup {
   T* data;  // channels × rows × cols × kLanes, not owned
@@ -213,8 +202,8 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
   const int64_t weights_per_block = (d.c / d.groups) * d.r * d.s * KB;
   at::parallel_for(0, ceil_div(d.n, L), 1, [&](int64_t begin, int64_t end) {
     const int64_t rows = d.h + 2 * d.pad_h;
-    ImageGroup<T> in(scratch<T>(0, ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
-    T* result = scratch<T>(1, d.k * d.p * q_padded * L);
+    ImageGroup<T> in(scratch<T>(Scratch::kImageInput, ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
+    T* result = scratch<T>(Scratch::kImageResult, d.k * d.p * q_padded * L);
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
       in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w);
@@ -300,8 +289,8 @@ void direct_wgrad(const DirectConv& d, const T* grad, const T* out, const T* x, 
   const int64_t rows = d.h + 2 * d.pad_h, cols = d.w + 2 * d.pad_w;
   const int64_t x_size = ImageGroup<T>::size(d.c, rows, cols);
   const int64_t g_size = ImageGroup<T>::size(d.k, d.p, d.q);
-  T* x_groups = scratch<T>(0, image_groups * x_size);
-  T* g_groups = scratch<T>(1, image_groups * g_size);
+  T* x_groups = scratch<T>(Scratch::kImagesX, image_groups * x_size);
+  T* g_groups = scratch<T>(Scratch::kImagesGrad, image_groups * g_size);
   std::vector<ImageGroup<T>> in, g;
   for (int64_t i = 0; i < image_groups; ++i) {
     in.emplace_back(x_groups + i * x_size, d.c, rows, cols);

@@ -130,6 +130,31 @@ void activation_grad_rows(const T* g, const T* o, T* dst, int64_t n, Activation 
   });
 }
 
+// Scratch memory each thread keeps between calls, one buffer per use: fresh
+// allocations of these sizes would cost page faults on every call. (The
+// largest size a thread used stays allocated for its lifetime.)
+enum class Scratch : int {
+  kPackedA,      // the whole of A, packed (calling thread)
+  kSlices,       // partial tiles of depth slices (calling thread)
+  kSliceSum,     // one tile's sum of slices (each thread)
+  kTileA,        // a tile's packed A (each thread)
+  kTileB,        // a tile's packed B
+  kTileC,        // a tile's C
+  kImageInput,   // direct_conv.h: one image group's input (each thread)
+  kImageResult,  // direct_conv.h: one image group's output (each thread)
+  kImagesX,      // direct_conv.h: every image group's input (calling thread)
+  kImagesGrad,   // direct_conv.h: every image group's gradient (calling thread)
+  kCount
+};
+
+template <class T>
+T* scratch(Scratch slot, int64_t count) {
+  thread_local std::vector<T> buffers[static_cast<int>(Scratch::kCount)];
+  std::vector<T>& buffer = buffers[static_cast<int>(slot)];
+  if (static_cast<int64_t>(buffer.size()) < count) buffer.resize(count);
+  return buffer.data();
+}
+
 // How a view's GEMM is cut into tiles.
 struct TilePlan {
   int64_t groups, rows, cols, depth;
@@ -351,26 +376,31 @@ void pack_a(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t dep
 
 // A of a whole GEMM packed once, strip by strip ([strip][depth][kMR]), when
 // more than one column block would otherwise pack it again.
-template <class T, class View>
-std::vector<T> pack_a_whole(const View& view) {
-  const int64_t strips = ceil_div(view.rows(), kMR), depth = view.depth();
-  std::vector<T> packed(strips * depth * kMR);
-  at::parallel_for(0, strips, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      pack_a(view, i * kMR, view.rows(), 0, depth, packed.data() + i * depth * kMR);
-  });
-  return packed;
+template <class View>
+int64_t packed_a_size(const View& view) {
+  return ceil_div(view.rows(), kMR) * view.depth() * kMR;
 }
 
-// The tile's C block: [row strip][column strip][kMR][kNR].
+template <class T, class View>
+void pack_a_whole(const View& view, T* packed) {
+  const int64_t strips = ceil_div(view.rows(), kMR), depth = view.depth();
+  at::parallel_for(0, strips, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      pack_a(view, i * kMR, view.rows(), 0, depth, packed + i * depth * kMR);
+  });
+}
+
+// A tile's working memory; C is [row strip][column strip][kMR][kNR].
 template <class T>
 struct TileBuffers {
-  std::vector<T> a, b, c;
+  T *a, *b, *c;
+  int64_t c_size;
   TileColumns cols;
-  TileBuffers(const TilePlan& plan)
-      : a(kDepthBlock * plan.row_block),
-        b(kDepthBlock * plan.col_block),
-        c(plan.row_block * plan.col_block) {}
+  explicit TileBuffers(const TilePlan& plan)
+      : a(scratch<T>(Scratch::kTileA, kDepthBlock * plan.row_block)),
+        b(scratch<T>(Scratch::kTileB, kDepthBlock * plan.col_block)),
+        c(scratch<T>(Scratch::kTileC, plan.row_block * plan.col_block)),
+        c_size(plan.row_block * plan.col_block) {}
 };
 
 template <class T>
@@ -405,11 +435,11 @@ DirectB direct_b(const View& view, const TileColumns& cols) {
 }
 
 // C of one tile over depth [kd_begin, kd_end) into buffers.c. `packed_a` is
-// the whole of A packed by pack_a_whole, or empty.
+// the whole of A packed by pack_a_whole, or null.
 template <class T, class View>
 void multiply_tile(const View& view, const TilePlan& plan, int64_t row0, int64_t rows,
                    int64_t col0, int64_t cols, int64_t kd_begin, int64_t kd_end,
-                   const std::vector<T>& packed_a, TileBuffers<T>& buf) {
+                   const T* packed_a, TileBuffers<T>& buf) {
   constexpr int64_t NR = kNR<T>;
   const int64_t strips = round_up(cols, NR) / NR;
   buf.cols.fill(view, col0, cols, T{});
@@ -420,27 +450,27 @@ void multiply_tile(const View& view, const TilePlan& plan, int64_t row0, int64_t
     buf.cols.fill(view, col0 + unpacked * NR, cols - unpacked * NR, T{});
   for (int64_t kd0 = kd_begin; kd0 < kd_end; kd0 += kDepthBlock) {
     const int64_t depth = std::min(kDepthBlock, kd_end - kd0);
-    if (unpacked < strips) pack_b(view, buf.cols, kd0, depth, buf.b.data());
+    if (unpacked < strips) pack_b(view, buf.cols, kd0, depth, buf.b);
     const int64_t row_strips = ceil_div(rows, kMR);
-    if (packed_a.empty())  // A of this depth block, strip after strip
+    if (packed_a == nullptr)  // A of this depth block, strip after strip
       for (int64_t i = 0; i < row_strips; ++i)
-        pack_a(view, row0 + i * kMR, row0 + rows, kd0, depth, buf.a.data() + i * depth * kMR);
+        pack_a(view, row0 + i * kMR, row0 + rows, kd0, depth, buf.a + i * depth * kMR);
     const T* in_place = view.b_source() + view.b_depth(kd0).offset;
     // Column strips outside: one B strip stays in L1 while the A strips pass.
     for (int64_t j = 0; j < strips; ++j) {
       const T* b = j < unpacked ? in_place + view.b_col(col0 + j * NR).offset
-                                : buf.b.data() + (j - unpacked) * depth * NR;
+                                : buf.b + (j - unpacked) * depth * NR;
       const int64_t b_stride = j < unpacked ? direct.row_stride : NR;
       for (int64_t i = 0; i < row_strips; ++i) {
-        const T* a = packed_a.empty()
-                         ? buf.a.data() + i * depth * kMR
-                         : packed_a.data() + ((row0 / kMR + i) * view.depth() + kd0) * kMR;
-        microkernel(depth, a, b, b_stride, c_block(buf.c.data(), i, j, plan.col_block),
+        const T* a = packed_a == nullptr
+                         ? buf.a + i * depth * kMR
+                         : packed_a + ((row0 / kMR + i) * view.depth() + kd0) * kMR;
+        microkernel(depth, a, b, b_stride, c_block(buf.c, i, j, plan.col_block),
                     kd0 > kd_begin);
       }
     }
   }
-  if (kd_begin == kd_end) std::fill(buf.c.begin(), buf.c.end(), T(0));
+  if (kd_begin == kd_end) std::fill(buf.c, buf.c + buf.c_size, T(0));
 }
 
 // Bias, activation and store of a finished tile.
@@ -491,7 +521,7 @@ void run_implicit_gemm(const std::vector<View>& views) {
   const TilePlan plan = plan_tiles<T>(static_cast<int64_t>(views.size()), rows, cols, depth);
   const int64_t tile_size = plan.row_block * plan.col_block;
   // Partial tiles of depth slices, summed in slice order afterwards.
-  std::vector<T> partial(plan.slices > 1 ? plan.tiles() * tile_size : 0);
+  T* partial = plan.slices > 1 ? scratch<T>(Scratch::kSlices, plan.tiles() * tile_size) : nullptr;
 
   struct TileIndex {
     int64_t group, row0, rows, col0, cols, slice;
@@ -511,9 +541,12 @@ void run_implicit_gemm(const std::vector<View>& views) {
     return i;
   };
 
-  std::vector<std::vector<T>> packed_a(views.size());
-  if (plan.col_blocks > 1)
-    for (size_t g = 0; g < views.size(); ++g) packed_a[g] = pack_a_whole<T>(views[g]);
+  T* packed_a = nullptr;  // every group's A, one after the other
+  const int64_t a_size = packed_a_size(first);
+  if (plan.col_blocks > 1) {
+    packed_a = scratch<T>(Scratch::kPackedA, a_size * static_cast<int64_t>(views.size()));
+    for (size_t g = 0; g < views.size(); ++g) pack_a_whole(views[g], packed_a + g * a_size);
+  }
 
   at::parallel_for(0, plan.tiles(), 1, [&](int64_t begin, int64_t end) {
     TileBuffers<T> buf(plan);
@@ -523,26 +556,26 @@ void run_implicit_gemm(const std::vector<View>& views) {
       const int64_t kd_begin = std::min(depth, i.slice * plan.depth_slice);
       const int64_t kd_end = std::min(depth, kd_begin + plan.depth_slice);
       multiply_tile(view, plan, i.row0, i.rows, i.col0, i.cols, kd_begin, kd_end,
-                    packed_a[i.group], buf);
+                    packed_a == nullptr ? nullptr : packed_a + i.group * a_size, buf);
       if (plan.slices == 1)
-        store_tile(view, plan, i.row0, i.rows, i.col0, i.cols, buf.c.data());
+        store_tile(view, plan, i.row0, i.rows, i.col0, i.cols, buf.c);
       else
-        std::copy(buf.c.begin(), buf.c.end(), partial.begin() + t * tile_size);
+        std::copy(buf.c, buf.c + tile_size, partial + t * tile_size);
     }
   });
   if (plan.slices == 1) return;
   at::parallel_for(0, plan.tiles() / plan.slices, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> sum(tile_size);
+    T* sum = scratch<T>(Scratch::kSliceSum, tile_size);
     for (int64_t u = begin; u < end; ++u) {
-      const T* first_slice = partial.data() + u * plan.slices * tile_size;
-      std::copy(first_slice, first_slice + tile_size, sum.begin());
+      const T* first_slice = partial + u * plan.slices * tile_size;
+      std::copy(first_slice, first_slice + tile_size, sum);
       for (int64_t s = 1; s < plan.slices; ++s) {
         const T* slice = first_slice + s * tile_size;
 #pragma omp simd
         for (int64_t e = 0; e < tile_size; ++e) sum[e] += slice[e];
       }
       const TileIndex i = tile_at(u * plan.slices);
-      store_tile(views[i.group], plan, i.row0, i.rows, i.col0, i.cols, sum.data());
+      store_tile(views[i.group], plan, i.row0, i.rows, i.col0, i.cols, sum);
     }
   });
 }
