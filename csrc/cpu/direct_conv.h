@@ -238,13 +238,15 @@ template <class T>
 void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
   const int64_t k_group = d.k / d.groups;
   const auto padded = [&](int64_t kb, int64_t pb) { return round_up(k_group, kb) * round_up(d.q, pb); };
-  const int64_t best = std::min({padded(6, 4), padded(8, 3), padded(4, 5)});
+  const int64_t best = std::min({padded(6, 4), padded(8, 3), padded(4, 5), padded(3, 7)});
   if (padded(6, 4) == best)
     direct_forward<T, 6, 4>(d, x, weight, bias, out);
   else if (padded(8, 3) == best)
     direct_forward<T, 8, 3>(d, x, weight, bias, out);
-  else
+  else if (padded(4, 5) == best)
     direct_forward<T, 4, 5>(d, x, weight, bias, out);
+  else
+    direct_forward<T, 3, 7>(d, x, weight, bias, out);
 }
 
 // One image group's share of grad_w for output channels [k0, k0 + count)
