@@ -41,6 +41,9 @@ CONV_CASES = [
     ("rect_stride", 2, 5, 11, 17, 7, 3, 5, (2, 1), (0, 2), 1),
     ("kernel_is_padded_input", 2, 3, 5, 5, 4, 7, 7, 1, 1, 1),
     ("batch0", 0, 3, 8, 8, 4, 3, 3, 1, 1, 1),
+    # One pixel, padding wider than the kernel (hypothesis found the CPU
+    # packer mishandling its backward-stepping taps).
+    ("one_pixel_wide_padding", 1, 1, 1, 1, 2, 1, 2, 1, (0, 2), 1),
     ("deep_wgrad", 8, 2, 40, 40, 3, 3, 3, 1, 1, 1),
     # Batches of 8 images or more with few output channels take the CPU's
     # direct path (one image per vector lane): full and partial image groups.

@@ -107,15 +107,22 @@ struct ImageGroup {
         // Blocks of kLanes images × kLanes pixels, transposed.
         for (int64_t x0 = 0; x0 < w; x0 += L) {
           const int64_t pixels = std::min(L, w - x0);
-          V block[L] = {};
+          V block[L];
+          if (images < L || pixels < L) std::memset(block, 0, sizeof(block));
           for (int64_t l = 0; l < images; ++l) {
             T* row = reinterpret_cast<T*>(&block[l]);
             const T* from = src + offset + l * image_size + x0;
             if (out == nullptr) {
               std::copy(from, from + pixels, row);
+              continue;
+            }
+            const T* saved = out + offset + l * image_size + x0;
+            if (act == Activation::kRelu) {
+#pragma omp simd
+              for (int64_t t = 0; t < pixels; ++t) row[t] = relu_grad(from[t], saved[t]);
             } else {
-              const T* saved = out + offset + l * image_size + x0;
-              for (int64_t t = 0; t < pixels; ++t) row[t] = activation_grad(from[t], saved[t], act);
+#pragma omp simd
+              for (int64_t t = 0; t < pixels; ++t) row[t] = tanh_grad(from[t], saved[t]);
             }
           }
           transpose_block<T>(block);

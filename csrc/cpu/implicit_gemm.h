@@ -210,17 +210,21 @@ inline std::vector<GatherRun> find_runs(const std::vector<GatherCoord>& coords, 
     GatherRun run{i, 1, c.offset, c.y, c.x, 0, 0};
     if (!c.ones) {
       const int64_t end = std::min(count, (i / split + 1) * split);
-      if (i + 1 < end && !coords[i + 1].ones && coords[i + 1].y == c.y) {
+      // Positions must not step backwards: copy_run clips the padding for x
+      // increasing along the run.
+      if (i + 1 < end && !coords[i + 1].ones && coords[i + 1].y == c.y &&
+          coords[i + 1].x >= c.x) {
         run.step_offset = coords[i + 1].offset - c.offset;
         run.step_x = coords[i + 1].x - c.x;
       }
       while (i + run.len < end) {
         const GatherCoord& next = coords[i + run.len];
         if (next.ones || next.y != c.y || next.offset != c.offset + run.len * run.step_offset ||
-            next.x != c.x + run.len * run.step_x || run.step_x < 0)
+            next.x != c.x + run.len * run.step_x)
           break;
         ++run.len;
       }
+      if (run.len == 1) run.step_offset = run.step_x = 0;
     }
     runs.push_back(run);
     i += run.len;
