@@ -74,9 +74,19 @@ def workload(fn, x_shape, w_shape, backward, input_grad):
     return run
 
 
+def forward_flops(fn, x_shape, w_shape):
+    """2 × outputs × the weights each output reads."""
+    out = fn(torch.empty(x_shape, device="meta"), torch.empty(w_shape, device="meta"), None)
+    reads = w_shape[1] * (w_shape[2] * w_shape[3] if len(w_shape) == 4 else 1)
+    return 2 * out.numel() * reads
+
+
 def bench(benchmark, name, x_shape, w_shape, fn, backward, input_grad):
     benchmark.group = f"{name} {'fwd+bwd' if backward else 'fwd'} {DEVICE}"
     benchmark.extra_info["shape"] = list(x_shape)
+    # Backward is one GEMM of the forward's size per gradient (input, weight).
+    passes = 1 + (backward and input_grad) + backward
+    benchmark.extra_info["flops"] = passes * forward_flops(fn, x_shape, w_shape)
     run = workload(fn, x_shape, w_shape, backward, input_grad)
     run()  # warm-up (allocator, cudnn.benchmark)
     benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
