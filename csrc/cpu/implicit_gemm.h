@@ -313,6 +313,56 @@ inline double packing_cost(const std::vector<GatherRun>& runs, int64_t count,
   return 20.0 * static_cast<double>(runs.size()) / static_cast<double>(count) + copy;
 }
 
+// The common case of a stride-1 convolution's fprop, packed along columns
+// with one masked load and one masked store per run: every run is a piece
+// of an output row no longer than a vector (step_x 1, same image). The
+// store masks and destinations are worked out once per tile, the load
+// masks (the padding) once per depth row and run. Returns false, doing
+// nothing, where the case does not apply (no AVX-512, or other runs).
+template <class T, class View>
+bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
+                           const std::vector<GatherCoord>& depth_coords, int64_t depth, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t L = kLanes<T>, NR = kNR<T>;
+    for (const GatherRun& run : cols.runs)
+      if (run.len > L || run.step_offset != 0 || (run.len > 1 && run.step_x != 1) ||
+          cols.coords[run.first].ones)
+        return false;
+    const GatherBounds bounds = view.b_bounds();
+    const T* src = view.b_source();
+    const size_t runs = cols.runs.size();
+    std::vector<int64_t> target(runs), base(runs);
+    std::vector<uint32_t> full(runs);
+    for (size_t i = 0; i < runs; ++i) {
+      const GatherRun& run = cols.runs[i];
+      target[i] = (run.first / NR) * depth * NR + run.first % NR;
+      base[i] = run.offset + run.y * bounds.pitch + run.x;
+      full[i] = (1u << run.len) - 1u;
+    }
+    for (int64_t kk = 0; kk < depth; ++kk) {
+      const GatherCoord& d = depth_coords[kk];
+      const T* from = src + d.offset + d.y * bounds.pitch + d.x;
+      T* out = dst + kk * NR;
+      for (size_t i = 0; i < runs; ++i) {
+        const GatherRun& run = cols.runs[i];
+        const int64_t y = d.y + run.y, x0 = d.x + run.x;
+        uint32_t load = 0;
+        if (y >= 0 && y < bounds.limit_y) {
+          // Lanes t with 0 <= x0 + t < limit_x.
+          const int64_t lo = std::clamp<int64_t>(-x0, 0, L), hi = std::clamp<int64_t>(bounds.limit_x - x0, 0, L);
+          load = full[i] & (hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u);
+        }
+        _mm512_mask_storeu_ps(out + target[i], full[i], _mm512_maskz_loadu_ps(load, from + base[i]));
+      }
+    }
+    return true;
+  }
+#endif
+  (void)view, (void)cols, (void)depth_coords, (void)depth, (void)dst;
+  return false;
+}
+
 // B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth and
 // j < the tile's columns rounded up to kNR (the rest read 0). Copies along
 // whichever runs are cheaper (packing_cost): along columns (one depth row
@@ -340,6 +390,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
   }
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
   if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {
+    if (pack_short_pixel_runs(view, cols, depth_coords, depth, dst)) return;
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
       for (const GatherRun& run : cols.runs) {
