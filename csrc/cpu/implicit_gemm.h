@@ -314,20 +314,25 @@ inline double packing_cost(const std::vector<GatherRun>& runs, int64_t count,
 }
 
 // The common case of a stride-1 convolution's fprop, packed along columns
-// with one masked load and one masked store per run: every run is a piece
-// of an output row no longer than a vector (step_x 1, same image). The
-// store masks and destinations are worked out once per tile, the load
-// masks (the padding) once per depth row and run. Returns false, doing
-// nothing, where the case does not apply (no AVX-512, or other runs).
+// with masked loads and stores (one pair per 16 lanes): every run is a piece
+// of an output row within one strip (step_x 1, same image). The store masks
+// and destinations are worked out once per tile, the load masks (the
+// padding) once per depth row and run. Returns false, doing nothing, where
+// the case does not apply (no AVX-512, or other runs).
+inline uint32_t lane_range(int64_t lo, int64_t hi) {  // bits [lo, hi) ∩ [0, 32)
+  const auto below = [](int64_t n) { return n >= 32 ? ~0u : n <= 0 ? 0u : (1u << n) - 1u; };
+  return hi > lo ? below(hi) & ~below(lo) : 0u;
+}
+
 template <class T, class View>
 bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
                            const std::vector<GatherCoord>& depth_coords, int64_t depth, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int64_t L = kLanes<T>, NR = kNR<T>;
+    static_assert(NR == 2 * L, "a run spans at most two vectors");
     for (const GatherRun& run : cols.runs)
-      if (run.len > L || run.step_offset != 0 || (run.len > 1 && run.step_x != 1) ||
-          cols.coords[run.first].ones)
+      if (run.step_offset != 0 || (run.len > 1 && run.step_x != 1) || cols.coords[run.first].ones)
         return false;
     const GatherBounds bounds = view.b_bounds();
     const T* src = view.b_source();
@@ -335,10 +340,10 @@ bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
     std::vector<int64_t> target(runs), base(runs);
     std::vector<uint32_t> full(runs);
     for (size_t i = 0; i < runs; ++i) {
-      const GatherRun& run = cols.runs[i];
+      const GatherRun& run = cols.runs[i];  // never crosses a strip: len <= NR
       target[i] = (run.first / NR) * depth * NR + run.first % NR;
       base[i] = run.offset + run.y * bounds.pitch + run.x;
-      full[i] = (1u << run.len) - 1u;
+      full[i] = lane_range(0, run.len);
     }
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
@@ -347,13 +352,15 @@ bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
       for (size_t i = 0; i < runs; ++i) {
         const GatherRun& run = cols.runs[i];
         const int64_t y = d.y + run.y, x0 = d.x + run.x;
-        uint32_t load = 0;
-        if (y >= 0 && y < bounds.limit_y) {
-          // Lanes t with 0 <= x0 + t < limit_x.
-          const int64_t lo = std::clamp<int64_t>(-x0, 0, L), hi = std::clamp<int64_t>(bounds.limit_x - x0, 0, L);
-          load = full[i] & (hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u);
-        }
-        _mm512_mask_storeu_ps(out + target[i], full[i], _mm512_maskz_loadu_ps(load, from + base[i]));
+        // Lanes t with 0 <= x0 + t < limit_x, on a row inside the image.
+        const bool row = y >= 0 && y < bounds.limit_y;
+        const uint32_t load = row ? full[i] & lane_range(-x0, bounds.limit_x - x0) : 0u;
+        _mm512_mask_storeu_ps(out + target[i], static_cast<__mmask16>(full[i]),
+                              _mm512_maskz_loadu_ps(static_cast<__mmask16>(load), from + base[i]));
+        if (full[i] >> L)
+          _mm512_mask_storeu_ps(out + target[i] + L, static_cast<__mmask16>(full[i] >> L),
+                                _mm512_maskz_loadu_ps(static_cast<__mmask16>(load >> L),
+                                                      from + base[i] + L));
       }
     }
     return true;
