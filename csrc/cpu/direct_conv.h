@@ -11,9 +11,10 @@
 //             broadcasting KB weights; bias and activation before the store.
 //   dgrad:    the forward kernel on the padded gradient with the weights
 //             transposed and flipped (stride 1 only).
-//   wgrad:    per (output channel, input channel), up to 24 taps accumulate
-//             over every pixel of every image group, then across lanes —
-//             always in the same order, so the result is deterministic.
+//   wgrad:    per (4 output channels, input channel, filter row), 4 × 5
+//             taps accumulate over every pixel of every image group, then
+//             across lanes — always in the same order: deterministic.
+// The interleaving and the way back are 16 × 16 transposes in registers.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -36,18 +37,14 @@ inline bool direct_conv_suits(const ConvProblem& p, int64_t lanes) {
   return p.k_group() <= kDirectMaxChannels && p.n >= lanes;
 }
 
-// An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
-// tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
-// the batch read 0.
-// Transposes a kLanes × kLanes block held as kLanes vectors: log2(kLanes)
-// rounds, each swapping the off-diagonal sub-blocks of a pair of rows with
-// two-vector shuffles (vpermt2ps under AVX-512).
+// The shuffle indices of transpose_block: in round r, the lanes of a pair
+// of rows (i, i + b), b = kLanes / 2^(r+1), that make the new rows.
 template <class T>
 struct TransposeMasks {
   using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
   typedef Index IndexVector __attribute__((vector_size(kVectorBytes)));
   static constexpr int kRounds = kLanes<T> == 16 ? 4 : kLanes<T> == 8 ? 3 : kLanes<T> == 4 ? 2 : 1;
-  IndexVector low[kRounds], high[kRounds];  // round r swaps sub-blocks of kLanes / 2^(r+1)
+  IndexVector low[kRounds], high[kRounds];
   TransposeMasks() {
     constexpr int64_t L = kLanes<T>;
     for (int r = 0; r < kRounds; ++r) {
@@ -60,6 +57,10 @@ struct TransposeMasks {
   }
 };
 
+// Transposes a kLanes × kLanes block held as kLanes vectors: log2(kLanes)
+// rounds, each swapping the off-diagonal sub-blocks of a pair of rows with
+// two-vector shuffles (vpermt2ps under AVX-512). Interleaving images into
+// lanes and back is done 16 × 16 (float) at a time this way.
 template <class T>
 inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>::type* rows) {
   using V = typename VectorOf<T>::type;
@@ -76,6 +77,9 @@ inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>:
   }
 }
 
+// An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
+// tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
+// the batch read 0.
 template <class T>
 struct ImageGroup {
   T* data;  // channels × rows × cols × kLanes, not owned

@@ -1,14 +1,19 @@
 #pragma once
 // The CPU implicit-GEMM engine: runs one GEMM view of csrc/common/conv2d.h
-// (fprop, dgrad or wgrad of one group) as a blocked GEMM.
+// or linear.h (fprop, dgrad or wgrad of one group) as a blocked GEMM.
 //
 //   for each tile (group, block of rows, block of columns, slice of depth),
 //   spread over threads with at::parallel_for:
 //     for each depth block of kDepthBlock:
 //       pack B: the tile's columns gathered from the tensor (implicit im2col
-//               of one depth block only), laid out strip by strip of kNR;
-//       for each strip of kMR rows: pack A (kMR × depth block), then
-//         for each column strip: the microkernel adds A·B into the tile;
+//               of one depth block only), strip by strip of kNR columns,
+//               copying runs of evenly spaced elements with masked vector
+//               moves — or, where B's rows are evenly spaced rows of the
+//               source (linear's input gradient), read B in place;
+//       pack A for the depth block (or once for the whole GEMM, when
+//               several column blocks would repack it);
+//       for each column strip, for each row strip of kMR: the microkernel
+//               adds A·B into the tile (the B strip stays in L1);
 //     epilogue: bias and activation on the finished tile, stored in place.
 //
 // The microkernel keeps a kMR × kNR block of C in vector registers: each
@@ -236,7 +241,8 @@ inline std::vector<GatherRun> find_runs(const std::vector<GatherCoord>& coords, 
 // run. AVX-512 does it with one masked load and one masked store per vector
 // (masked-off lanes never fault, so `from` may point before the tensor).
 template <class T>
-inline __attribute__((always_inline)) void copy_contiguous(const T* from, int64_t lo, int64_t hi, int64_t len, T* dst) {
+inline __attribute__((always_inline)) void copy_contiguous(const T* from, int64_t lo, int64_t hi,
+                                                           int64_t len, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     constexpr int64_t L = kLanes<T>;
@@ -259,8 +265,9 @@ inline __attribute__((always_inline)) void copy_contiguous(const T* from, int64_
 // dst[t * dst_step] = the run's element t, or 0 where its position falls in
 // the padding (x outside [0, limit_x), or the whole row outside).
 template <class T>
-inline __attribute__((always_inline)) void copy_run(const T* src, const GatherRun& run, int64_t y, int64_t x0, const GatherBounds& b,
-              T* dst, int64_t dst_step) {
+inline __attribute__((always_inline)) void copy_run(const T* src, const GatherRun& run, int64_t y,
+                                                    int64_t x0, const GatherBounds& b, T* dst,
+                                                    int64_t dst_step) {
   int64_t lo = 0, hi = 0;
   if (y >= 0 && y < b.limit_y) {
     if (run.step_x == 0) {
