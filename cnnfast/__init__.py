@@ -5,7 +5,7 @@ from ._loader import load_extension
 
 _C = load_extension()
 
-from . import nn, testing  # noqa: E402
+from . import data, models, nn, testing  # noqa: E402
 from ._info import info  # noqa: E402
 from .ops import (  # noqa: E402
     avg_pool2d,
@@ -22,10 +22,12 @@ __version__ = "0.1.0"
 __all__ = [
     "avg_pool2d",
     "conv2d",
+    "data",
     "info",
     "linear",
     "local_response_norm",
     "max_pool2d",
+    "models",
     "nn",
     "relu",
     "relu_lrn_max_pool2d",

@@ -1,8 +1,10 @@
-"""python -m cnnfast {info,demo}"""
+"""python -m cnnfast {info,demo,train,eval}"""
 
 import argparse
 import json
 import sys
+
+from .data import DataError
 
 
 def _info(args):
@@ -28,6 +30,29 @@ def _demo(args):
     run()
 
 
+def _train(args):
+    from .train import train_lenet5
+
+    _, history = train_lenet5(
+        data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
+        save=args.save, resume=args.resume, reference=args.reference, progress=not args.no_progress,
+    )
+    if history:
+        print(f"held-out accuracy after {history[-1]['epoch']} epochs: {history[-1]['test_accuracy']:.4f}")
+
+
+def _eval(args):
+    from .models import LeNet5, ReferenceLeNet5
+    from .train import evaluate, load_checkpoint, load_splits
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = ReferenceLeNet5() if checkpoint.get("reference") else LeNet5()
+    model.load_state_dict(checkpoint["state_dict"])
+    _, _, images, labels = load_splits(args.data)
+    correct, total = evaluate(model.to(args.device), images, labels, args.device)
+    print(f"accuracy: {correct / total:.4f} ({correct}/{total})")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cnnfast", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,8 +61,33 @@ def main(argv=None):
     info.set_defaults(run=_info)
     demo = commands.add_parser("demo", help="a short pooling demo against torch")
     demo.set_defaults(run=_demo)
+
+    train = commands.add_parser("train", help="train LeNet-5 on MNIST (the embedded digits by default)")
+    train.add_argument("model", choices=["lenet5"])
+    train.add_argument("--data", help="a standard MNIST folder (train-* and t10k-* IDX files)")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine-annealed)")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--save", help="write a checkpoint here after every epoch")
+    train.add_argument("--resume", help="continue from this checkpoint")
+    train.add_argument("--reference", action="store_true", help="train the plain-PyTorch LeNet-5 instead")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="accuracy of a checkpoint on held-out digits")
+    evaluate.add_argument("model", choices=["lenet5"])
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", help="a standard MNIST folder (its t10k-* files are used)")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.set_defaults(run=_eval)
+
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except DataError as error:
+        print(f"cnnfast: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,47 @@
+"""LeNet-5 (LeCun et al. 1998) as the seed defines it: tanh, average pooling,
+a 32×32 input (MNIST's 28×28 zero-padded by 2)."""
+
+import torch
+from torch import nn as tnn
+
+from .. import nn
+
+
+class ReferenceLeNet5(tnn.Module):
+    """The plain-PyTorch LeNet-5 (design.md §4): the reference the
+    benchmarks and `train --reference` run, and the state_dict LeNet5 loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = tnn.Sequential(
+            tnn.Conv2d(1, 6, 5), tnn.Tanh(), tnn.AvgPool2d(2),
+            tnn.Conv2d(6, 16, 5), tnn.Tanh(), tnn.AvgPool2d(2),
+        )
+        self.classifier = tnn.Sequential(
+            tnn.Linear(400, 120), tnn.Tanh(), tnn.Linear(120, 84), tnn.Tanh(), tnn.Linear(84, 10),
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class LeNet5(tnn.Module):
+    """LeNet-5 on cnnfast's kernels, each convolution and hidden linear
+    layer fused with its tanh. The fused-away Tanh modules stay as
+    parameterless Identity placeholders, so the state_dict keys and shapes
+    are ReferenceLeNet5's: its checkpoints load unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = tnn.Sequential(
+            nn.Conv2d(1, 6, 5, activation="tanh"), tnn.Identity(), nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5, activation="tanh"), tnn.Identity(), nn.AvgPool2d(2),
+        )
+        self.classifier = tnn.Sequential(
+            nn.Linear(400, 120, activation="tanh"), tnn.Identity(),
+            nn.Linear(120, 84, activation="tanh"), tnn.Identity(),
+            nn.Linear(84, 10),
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
