@@ -7,6 +7,7 @@ _C = load_extension()
 
 from . import data, models, nn, testing  # noqa: E402
 from ._info import info  # noqa: E402
+from .convert import convert  # noqa: E402
 from .ops import (  # noqa: E402
     avg_pool2d,
     conv2d,
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "avg_pool2d",
     "conv2d",
+    "convert",
     "data",
     "info",
     "linear",
