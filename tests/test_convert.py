@@ -52,3 +52,32 @@ def test_a_single_layer():
     assert isinstance(converted, cnnfast.nn.Linear)
     x = torch.randn(4, 3)
     torch.testing.assert_close(converted(x), layer(x))
+
+
+# torchvision.models.alexnet's state_dict, key by key (torchvision 0.2x).
+TORCHVISION_ALEXNET = {
+    "features.0.weight": (64, 3, 11, 11), "features.0.bias": (64,),
+    "features.3.weight": (192, 64, 5, 5), "features.3.bias": (192,),
+    "features.6.weight": (384, 192, 3, 3), "features.6.bias": (384,),
+    "features.8.weight": (256, 384, 3, 3), "features.8.bias": (256,),
+    "features.10.weight": (256, 256, 3, 3), "features.10.bias": (256,),
+    "classifier.1.weight": (4096, 9216), "classifier.1.bias": (4096,),
+    "classifier.4.weight": (4096, 4096), "classifier.4.bias": (4096,),
+    "classifier.6.weight": (1000, 4096), "classifier.6.bias": (1000,),
+}
+
+
+def test_alexnet_owt_has_torchvisions_state_dict_and_outputs():
+    from cnnfast.models import ReferenceAlexNetOWT, alexnet_owt
+
+    torch.manual_seed(0)
+    model = alexnet_owt().eval()
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == TORCHVISION_ALEXNET
+    reference = ReferenceAlexNetOWT().eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
+    assert isinstance(model.features[0], cnnfast.nn.Conv2d) and model.features[0].activation == "relu"
+    assert isinstance(model.features[2], cnnfast.nn.MaxPool2d)
+    assert model.classifier[1].activation == "relu" and model.classifier[6].activation is None

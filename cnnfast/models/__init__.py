@@ -1,5 +1,6 @@
 """The classic networks on cnnfast's kernels."""
 
+from .alexnet_owt import ReferenceAlexNetOWT, alexnet_owt
 from .lenet import LeNet5, ReferenceLeNet5
 
-__all__ = ["LeNet5", "ReferenceLeNet5"]
+__all__ = ["LeNet5", "ReferenceAlexNetOWT", "ReferenceLeNet5", "alexnet_owt"]
