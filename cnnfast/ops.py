@@ -311,9 +311,10 @@ def _relu_lrn_max_pool2d_backward(ctx, grad_output, _grad_offsets):
     return grad_x, None, None, None, None, None, None
 
 
-def _gradient_mask(ctx, bias_index):
+def _gradient_mask(ctx):
+    """Which of (x, weight, bias) need a gradient: the op's output_mask."""
     needs = ctx.needs_input_grad
-    return [bool(needs[0]), bool(needs[1]), ctx.has_bias and bool(needs[bias_index])]
+    return [bool(needs[0]), bool(needs[1]), ctx.has_bias and bool(needs[2])]
 
 
 def _gradients(mask, grad_x, grad_w, grad_b):
@@ -330,7 +331,7 @@ def _conv2d_setup(ctx, inputs, output):
 
 def _conv2d_backward(ctx, grad_output):
     x, weight, output = ctx.saved_tensors
-    mask = _gradient_mask(ctx, 2)
+    mask = _gradient_mask(ctx)
     grads = _ops._conv2d_backward(grad_output, x, weight, output, *ctx.arguments, mask)
     return (*_gradients(mask, *grads), None, None, None, None)
 
@@ -344,7 +345,7 @@ def _linear_setup(ctx, inputs, output):
 
 def _linear_backward(ctx, grad_output):
     x, weight, output = ctx.saved_tensors
-    mask = _gradient_mask(ctx, 2)
+    mask = _gradient_mask(ctx)
     grads = _ops._linear_backward(grad_output, x, weight, output, ctx.activation, mask)
     return (*_gradients(mask, *grads), None)
 
