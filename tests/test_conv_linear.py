@@ -64,6 +64,17 @@ def conv_inputs(case, device, dtype, bias=True):
     return move(x), move(weight), move(b), stride, padding, groups
 
 
+def assert_matches(fn, reference, inputs):
+    """Values and the gradient of every input against the reference, in float64."""
+    out, grads = run_with_grads(fn, inputs)
+    expected, expected_grads = run_with_grads(reference, inputs)
+    assert out.shape == expected.shape
+    assert_close(out, expected, torch.float64)
+    for g, e in zip(grads, expected_grads):
+        if e is not None:
+            assert_close(g, e, torch.float64)
+
+
 def run_with_grads(fn, inputs, grad_seed=0):
     leaves = [t.detach().requires_grad_() if t is not None else None for t in inputs]
     out = fn(*leaves)
@@ -80,13 +91,7 @@ def test_conv2d_matches_torch(case, with_bias, activation, device):
     x, weight, bias, stride, padding, groups = conv_inputs(case, device, torch.float64, with_bias)
     fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
     ref = lambda x_, w_, b_: reference_conv(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
-    out, grads = run_with_grads(fn, (x, weight, bias))
-    expected, expected_grads = run_with_grads(ref, (x, weight, bias))
-    assert out.shape == expected.shape
-    assert_close(out, expected, torch.float64)
-    for g, e in zip(grads, expected_grads):
-        if e is not None:
-            assert_close(g, e, torch.float64)
+    assert_matches(fn, ref, (x, weight, bias))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -178,13 +183,8 @@ def test_linear_matches_torch(case, with_bias, activation, device):
     x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
     weight = (torch.randn(out_features, shape[-1], generator=gen, dtype=torch.float64) / shape[-1] ** 0.5).to(device)
     bias = torch.randn(out_features, generator=gen, dtype=torch.float64).to(device) if with_bias else None
-    out, grads = run_with_grads(lambda *a: cnnfast.linear(*a, activation), (x, weight, bias))
-    expected, expected_grads = run_with_grads(lambda *a: reference_linear(*a, activation), (x, weight, bias))
-    assert out.shape == expected.shape
-    assert_close(out, expected, torch.float64)
-    for g, e in zip(grads, expected_grads):
-        if e is not None:
-            assert_close(g, e, torch.float64)
+    assert_matches(lambda *a: cnnfast.linear(*a, activation), lambda *a: reference_linear(*a, activation),
+                   (x, weight, bias))
 
 
 @pytest.mark.parametrize("device", DEVICES)
