@@ -1,0 +1,119 @@
+"""The original two-tower AlexNet (Krizhevsky, Sutskever, Hinton 2012) on
+cnnfast's ops (design.md §4).
+
+Parameters are whole layers — tower A owns the first half of each layer's
+outputs — so one checkpoint runs in every split mode. conv2, conv4 and conv5
+connect within a tower; conv3 and the fully connected layers take both
+towers' maps. LRN (with ReLU and the 3×3/2 max pooling, as one fused op)
+runs within each tower, so its window never crosses the tower boundary.
+"""
+
+import torch
+from torch import nn as tnn
+
+from .. import ops
+
+TOWERS = 2
+
+
+class AlexNet(tnn.Module):
+    """split="none": the towers one after the other on the current stream.
+    split="streams": on a GPU, each tower on its own CUDA stream, joined at
+    conv3 and at each fully connected layer; on a CPU the towers run one
+    after the other (the same numbers)."""
+
+    def __init__(self, num_classes=1000, dropout=0.5, split="none"):
+        super().__init__()
+        if split not in ("none", "streams"):
+            raise ValueError(f"cnnfast.models.AlexNet: split must be 'none' or 'streams', got {split!r}")
+        self.split = split
+        self.dropout = dropout
+        # (size, alpha, beta, k) in torch's convention: the paper's alpha
+        # (1e-4, on the sum of squares) times size, as torch averages them.
+        self.lrn = (5, 5e-4, 0.75, 2.0)
+        self.conv1 = tnn.Conv2d(3, 96, 11, stride=4)
+        self.conv2 = tnn.Conv2d(96, 256, 5, padding=2, groups=TOWERS)
+        self.conv3 = tnn.Conv2d(256, 384, 3, padding=1)
+        self.conv4 = tnn.Conv2d(384, 384, 3, padding=1, groups=TOWERS)
+        self.conv5 = tnn.Conv2d(384, 256, 3, padding=1, groups=TOWERS)
+        self.fc6 = tnn.Linear(256 * 6 * 6, 4096)
+        self.fc7 = tnn.Linear(4096, 4096)
+        self.fc8 = tnn.Linear(4096, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """The paper's initialisation: weights N(0, 0.01); biases 1 in conv2,
+        conv4, conv5 and the hidden fully connected layers, 0 elsewhere."""
+        ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+        for name, layer in self.named_children():
+            tnn.init.normal_(layer.weight, 0.0, 0.01)
+            tnn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
+
+    def _half(self, layer, tower):
+        """Tower `tower`'s share of a layer's outputs: (weight, bias) views."""
+        out = layer.weight.shape[0]
+        cut = (out + 1) // 2  # tower A takes the extra output of an odd count
+        rows = slice(0, cut) if tower == 0 else slice(cut, out)
+        return layer.weight[rows], layer.bias[rows]
+
+    def _towers(self, fn):
+        """fn(tower) for both towers: concurrently on two CUDA streams under
+        split="streams", otherwise one after the other."""
+        if self.split != "streams" or not torch.cuda.is_available() or not self._on_cuda():
+            return [fn(tower) for tower in range(TOWERS)]
+        current = torch.cuda.current_stream()
+        streams = [torch.cuda.Stream() for _ in range(TOWERS)]
+        results = []
+        for tower, stream in enumerate(streams):
+            stream.wait_stream(current)
+            with torch.cuda.stream(stream):
+                results.append(fn(tower))
+        for stream, result in zip(streams, results):
+            current.wait_stream(stream)
+            # The caching allocator must not reuse the memory while the
+            # current stream may still read it.
+            result.record_stream(current)
+        return results
+
+    def _on_cuda(self):
+        return self.conv1.weight.is_cuda
+
+    def _conv(self, x, layer, tower, padding, activation, stride=1):
+        weight, bias = self._half(layer, tower)
+        return ops.conv2d(x, weight, bias, stride, padding, 1, activation)
+
+    def _linear(self, x, layer, tower, activation):
+        weight, bias = self._half(layer, tower)
+        return ops.linear(x, weight, bias, activation)
+
+    def _dropout(self, x):
+        return tnn.functional.dropout(x, self.dropout, self.training)
+
+    def features(self, x):
+        """The convolutional part: (N, 3, 227, 227) → (N, 256, 6, 6)."""
+        size, alpha, beta, k = self.lrn
+
+        def first_stage(tower):
+            # The fused op applies ReLU, the tower's LRN and the max pooling.
+            x1 = ops.relu_lrn_max_pool2d(self._conv(x, self.conv1, tower, 0, None, stride=4), size, alpha, beta, k)
+            x2 = self._conv(x1, self.conv2, tower, 2, None)
+            return ops.relu_lrn_max_pool2d(x2, size, alpha, beta, k)
+
+        joined = torch.cat(self._towers(first_stage), 1)
+
+        def second_stage(tower):
+            x3 = self._conv(joined, self.conv3, tower, 1, "relu")  # across both towers
+            x4 = self._conv(x3, self.conv4, tower, 1, "relu")
+            x5 = self._conv(x4, self.conv5, tower, 1, "relu")
+            return ops.max_pool2d(x5, 3, 2)
+
+        return torch.cat(self._towers(second_stage), 1)
+
+    def classifier(self, features):
+        x = self._dropout(torch.flatten(features, 1))
+        for layer, activation in ((self.fc6, "relu"), (self.fc7, "relu")):
+            x = self._dropout(torch.cat(self._towers(lambda tower: self._linear(x, layer, tower, activation)), 1))
+        return torch.cat(self._towers(lambda tower: self._linear(x, self.fc8, tower, None)), 1)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))

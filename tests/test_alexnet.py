@@ -1,0 +1,82 @@
+"""The two-tower AlexNet: its parameters, its initialisation, and its
+forward and backward against the same network written with torch.nn.functional."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnfast.models import AlexNet
+
+KEYS = {
+    "conv1.weight": (96, 3, 11, 11), "conv2.weight": (256, 48, 5, 5), "conv3.weight": (384, 256, 3, 3),
+    "conv4.weight": (384, 192, 3, 3), "conv5.weight": (256, 192, 3, 3), "fc6.weight": (4096, 9216),
+    "fc7.weight": (4096, 4096), "fc8.weight": (10, 4096),
+}
+
+
+def reference_forward(model, x):
+    """The two towers in plain torch: tower A is the first half of every layer."""
+    size, alpha, beta, k = model.lrn
+
+    def half(layer, tower):
+        cut = (layer.weight.shape[0] + 1) // 2
+        rows = slice(0, cut) if tower == 0 else slice(cut, None)
+        return layer.weight[rows], layer.bias[rows]
+
+    def stage(t, tower):  # relu, LRN within the tower, 3×3/2 max pooling
+        return F.max_pool2d(F.local_response_norm(F.relu(t), size, alpha, beta, k), 3, 2)
+
+    towers = [stage(F.conv2d(stage(F.conv2d(x, *half(model.conv1, t), stride=4), t), *half(model.conv2, t), padding=2), t)
+              for t in range(2)]
+    joined = torch.cat(towers, 1)
+    outs = []
+    for t in range(2):
+        x3 = F.relu(F.conv2d(joined, *half(model.conv3, t), padding=1))
+        x4 = F.relu(F.conv2d(x3, *half(model.conv4, t), padding=1))
+        outs.append(F.max_pool2d(F.relu(F.conv2d(x4, *half(model.conv5, t), padding=1)), 3, 2))
+    h = torch.flatten(torch.cat(outs, 1), 1)
+    for layer in (model.fc6, model.fc7):
+        h = torch.cat([F.relu(F.linear(h, *half(layer, t))) for t in range(2)], 1)
+    return torch.cat([F.linear(h, *half(model.fc8, t)) for t in range(2)], 1)
+
+
+def test_parameters_are_whole_layers_with_the_papers_initialisation():
+    torch.manual_seed(0)
+    model = AlexNet(num_classes=10)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.endswith("weight")}
+    assert shapes == KEYS
+    assert model.lrn == (5, 5e-4, 0.75, 2.0)
+    for name in ("conv2", "conv4", "conv5", "fc6", "fc7"):
+        assert torch.all(getattr(model, name).bias == 1)
+    for name in ("conv1", "conv3", "fc8"):
+        assert torch.all(getattr(model, name).bias == 0)
+    weight = model.fc7.weight.detach()
+    assert abs(float(weight.std()) - 0.01) < 1e-3 and abs(float(weight.mean())) < 1e-3
+
+
+@pytest.mark.parametrize("split", ["none", "streams"])
+def test_matches_the_two_tower_network_in_torch(split):
+    torch.manual_seed(0)
+    model = AlexNet(num_classes=11, split=split).double().eval()  # odd: tower A takes 6 classes
+    for layer in model.children():  # larger weights than the paper's, so every layer matters
+        torch.nn.init.normal_(layer.weight, 0.0, 0.05)
+    x = torch.randn(1, 3, 227, 227, dtype=torch.float64)
+    out = model(x)
+    expected = reference_forward(model, x)
+    assert out.shape == (1, 11)
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
+
+
+def test_split_modes_agree_and_bad_split_is_refused():
+    torch.manual_seed(0)
+    none = AlexNet(num_classes=10).eval()
+    streams = AlexNet(num_classes=10, split="streams").eval()
+    streams.load_state_dict(none.state_dict())
+    x = torch.randn(2, 3, 227, 227)
+    torch.testing.assert_close(none(x), streams(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="split must be"):
+        AlexNet(split="towers")
