@@ -73,10 +73,35 @@ def test_matches_the_two_tower_network_in_torch(split):
 
 def test_split_modes_agree_and_bad_split_is_refused():
     torch.manual_seed(0)
-    none = AlexNet(num_classes=10).eval()
-    streams = AlexNet(num_classes=10, split="streams").eval()
+    none = AlexNet(num_classes=11).eval()
+    streams = AlexNet(num_classes=11, split="streams").eval()
+    devices = AlexNet(num_classes=11, split="devices", devices=["cpu", "cpu"]).eval()
     streams.load_state_dict(none.state_dict())
+    devices.load_state_dict(none.state_dict())  # one checkpoint for every split
     x = torch.randn(2, 3, 227, 227)
-    torch.testing.assert_close(none(x), streams(x), rtol=0, atol=0)
+    expected = none(x)
+    torch.testing.assert_close(streams(x), expected, rtol=0, atol=0)
+    torch.testing.assert_close(devices(x), expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="split must be"):
         AlexNet(split="towers")
+    with pytest.raises(ValueError, match="devices=\\[device of tower A"):
+        AlexNet(split="devices")
+
+
+def test_devices_split_keeps_whole_layer_checkpoints_and_gradients():
+    torch.manual_seed(0)
+    whole = AlexNet(num_classes=7).double().train()
+    split = AlexNet(num_classes=7, split="devices", devices=["cpu", "cpu"]).double().train()
+    split.load_state_dict(whole.state_dict())
+    state = split.state_dict()
+    assert list(state) == list(whole.state_dict())
+    for key, value in whole.state_dict().items():
+        assert torch.equal(state[key], value), key
+    whole.dropout = split.dropout = 0.0
+    x = torch.randn(1, 3, 227, 227, dtype=torch.float64)
+    whole(x).square().sum().backward()
+    split(x).square().sum().backward()
+    for name, layer in whole.named_children():
+        halves = getattr(split, name)
+        torch.testing.assert_close(torch.cat([halves.weight_a.grad, halves.weight_b.grad]), layer.weight.grad)
+        torch.testing.assert_close(torch.cat([halves.bias_a.grad, halves.bias_b.grad]), layer.bias.grad)

@@ -14,19 +14,71 @@ from torch import nn as tnn
 from .. import ops
 
 TOWERS = 2
+PARAMETERS = ("weight", "bias")
+
+
+def _cut(outputs):
+    """Tower A's share of a layer's outputs (the extra one of an odd count)."""
+    return (outputs + 1) // 2
+
+
+class _SplitLayer(tnn.Module):
+    """A layer's parameters as two halves, each on its tower's device
+    (split="devices"). Its state_dict shows the whole layer — `weight` and
+    `bias`, tower A's half first — so checkpoints are those of every split."""
+
+    def __init__(self, layer, devices):
+        super().__init__()
+        cut = _cut(layer.weight.shape[0])
+        for name in PARAMETERS:
+            whole = getattr(layer, name).detach()
+            self.register_parameter(f"{name}_a", tnn.Parameter(whole[:cut].to(devices[0]).clone()))
+            self.register_parameter(f"{name}_b", tnn.Parameter(whole[cut:].to(devices[1]).clone()))
+        self._register_state_dict_hook(_SplitLayer._join_halves)
+        self._register_load_state_dict_pre_hook(_SplitLayer._split_whole, with_module=True)
+
+    def half(self, tower):
+        suffix = "a" if tower == 0 else "b"
+        return getattr(self, f"weight_{suffix}"), getattr(self, f"bias_{suffix}")
+
+    @staticmethod
+    def _join_halves(module, state_dict, prefix, local_metadata):
+        for name in PARAMETERS:
+            a, b = state_dict.pop(prefix + name + "_a"), state_dict.pop(prefix + name + "_b")
+            state_dict[prefix + name] = torch.cat([a, b.to(a.device)])
+
+    @staticmethod
+    def _split_whole(module, state_dict, prefix, *args):
+        for name in PARAMETERS:
+            if prefix + name in state_dict:
+                whole = state_dict.pop(prefix + name)
+                cut = _cut(whole.shape[0])
+                state_dict[prefix + name + "_a"] = whole[:cut]
+                state_dict[prefix + name + "_b"] = whole[cut:]
 
 
 class AlexNet(tnn.Module):
     """split="none": the towers one after the other on the current stream.
     split="streams": on a GPU, each tower on its own CUDA stream, joined at
     conv3 and at each fully connected layer; on a CPU the towers run one
-    after the other (the same numbers)."""
+    after the other (the same numbers).
+    split="devices": tower A on devices[0], tower B on devices[1], each
+    half's parameters on its tower's device, the activations crossing
+    between them at the joins (non-blocking copies); the result on
+    devices[0]. Build the model in this mode rather than moving it with
+    .to(), which would put both halves on one device."""
 
-    def __init__(self, num_classes=1000, dropout=0.5, split="none"):
+    def __init__(self, num_classes=1000, dropout=0.5, split="none", devices=None):
         super().__init__()
-        if split not in ("none", "streams"):
-            raise ValueError(f"cnnfast.models.AlexNet: split must be 'none' or 'streams', got {split!r}")
+        if split not in ("none", "streams", "devices"):
+            raise ValueError(
+                f"cnnfast.models.AlexNet: split must be 'none', 'streams' or 'devices', got {split!r}"
+            )
+        if (split == "devices") != (devices is not None) or (devices is not None and len(devices) != TOWERS):
+            raise ValueError("cnnfast.models.AlexNet: split='devices' takes devices=[device of tower A, "
+                             f"device of tower B], and only it does; got split={split!r}, devices={devices!r}")
         self.split = split
+        self.devices = None if devices is None else [torch.device(d) for d in devices]
         self.dropout = dropout
         # (size, alpha, beta, k) in torch's convention: the paper's alpha
         # (1e-4, on the sum of squares) times size, as torch averages them.
@@ -40,21 +92,36 @@ class AlexNet(tnn.Module):
         self.fc7 = tnn.Linear(4096, 4096)
         self.fc8 = tnn.Linear(4096, num_classes)
         self.reset_parameters()
+        if self.devices is not None:
+            for name, layer in list(self.named_children()):
+                setattr(self, name, _SplitLayer(layer, self.devices))
 
     def reset_parameters(self):
         """The paper's initialisation: weights N(0, 0.01); biases 1 in conv2,
-        conv4, conv5 and the hidden fully connected layers, 0 elsewhere."""
+        conv4, conv5 and the hidden fully connected layers, 0 elsewhere.
+        (Called on construction, before split="devices" halves the layers.)"""
         ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
         for name, layer in self.named_children():
             tnn.init.normal_(layer.weight, 0.0, 0.01)
             tnn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
 
     def _half(self, layer, tower):
-        """Tower `tower`'s share of a layer's outputs: (weight, bias) views."""
-        out = layer.weight.shape[0]
-        cut = (out + 1) // 2  # tower A takes the extra output of an odd count
-        rows = slice(0, cut) if tower == 0 else slice(cut, out)
+        """Tower `tower`'s share of a layer's outputs: (weight, bias)."""
+        if isinstance(layer, _SplitLayer):
+            return layer.half(tower)
+        cut = _cut(layer.weight.shape[0])
+        rows = slice(0, cut) if tower == 0 else slice(cut, None)
         return layer.weight[rows], layer.bias[rows]
+
+    def _to_tower(self, tensor, tower):
+        """The tensor on the tower's device (split="devices"), else as is."""
+        if self.devices is None:
+            return tensor
+        return tensor.to(self.devices[tower], non_blocking=True)
+
+    def _join(self, parts, tower=0):
+        """Both towers' maps side by side, on the given tower's device."""
+        return torch.cat([self._to_tower(part, tower) for part in parts], 1)
 
     def _towers(self, fn):
         """fn(tower) for both towers: concurrently on two CUDA streams under
@@ -76,7 +143,7 @@ class AlexNet(tnn.Module):
         return results
 
     def _on_cuda(self):
-        return self.conv1.weight.is_cuda
+        return self._half(self.conv1, 0)[0].is_cuda
 
     def _conv(self, x, layer, tower, padding, activation, stride=1):
         weight, bias = self._half(layer, tower)
@@ -95,25 +162,28 @@ class AlexNet(tnn.Module):
 
         def first_stage(tower):
             # The fused op applies ReLU, the tower's LRN and the max pooling.
-            x1 = ops.relu_lrn_max_pool2d(self._conv(x, self.conv1, tower, 0, None, stride=4), size, alpha, beta, k)
+            x1 = self._conv(self._to_tower(x, tower), self.conv1, tower, 0, None, stride=4)
+            x1 = ops.relu_lrn_max_pool2d(x1, size, alpha, beta, k)
             x2 = self._conv(x1, self.conv2, tower, 2, None)
             return ops.relu_lrn_max_pool2d(x2, size, alpha, beta, k)
 
-        joined = torch.cat(self._towers(first_stage), 1)
+        first = self._towers(first_stage)
 
         def second_stage(tower):
-            x3 = self._conv(joined, self.conv3, tower, 1, "relu")  # across both towers
+            x3 = self._conv(self._join(first, tower), self.conv3, tower, 1, "relu")  # across both towers
             x4 = self._conv(x3, self.conv4, tower, 1, "relu")
             x5 = self._conv(x4, self.conv5, tower, 1, "relu")
             return ops.max_pool2d(x5, 3, 2)
 
-        return torch.cat(self._towers(second_stage), 1)
+        return self._join(self._towers(second_stage))
 
     def classifier(self, features):
         x = self._dropout(torch.flatten(features, 1))
         for layer, activation in ((self.fc6, "relu"), (self.fc7, "relu")):
-            x = self._dropout(torch.cat(self._towers(lambda tower: self._linear(x, layer, tower, activation)), 1))
-        return torch.cat(self._towers(lambda tower: self._linear(x, self.fc8, tower, None)), 1)
+            x = self._dropout(
+                self._join(self._towers(lambda tower: self._linear(self._to_tower(x, tower), layer, tower, activation)))
+            )
+        return self._join(self._towers(lambda tower: self._linear(self._to_tower(x, tower), self.fc8, tower, None)))
 
     def forward(self, x):
         return self.classifier(self.features(x))
