@@ -31,10 +31,19 @@ def _demo(args):
 
 
 def _train(args):
-    from .train import train_lenet5
+    from .train import train_alexnet, train_lenet5
 
+    if args.model == "alexnet":
+        devices = args.devices.split(",") if args.devices else None
+        train_alexnet(
+            data=args.data, synthetic=args.synthetic, epochs=args.epochs or 1, steps=args.steps,
+            batch_size=args.batch_size or 32, lr=args.lr or 0.01, split=args.split, devices=devices,
+            device=args.device, save=args.save, progress=not args.no_progress,
+        )
+        return
     _, history = train_lenet5(
-        data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
+        data=args.data, epochs=args.epochs or 20, batch_size=args.batch_size or 64, lr=args.lr or 0.05,
+        device=args.device,
         save=args.save, resume=args.resume, reference=args.reference, progress=not args.no_progress,
     )
     if history:
@@ -62,13 +71,21 @@ def main(argv=None):
     demo = commands.add_parser("demo", help="a short pooling demo against torch")
     demo.set_defaults(run=_demo)
 
-    train = commands.add_parser("train", help="train LeNet-5 on MNIST (the embedded digits by default)")
-    train.add_argument("model", choices=["lenet5"])
-    train.add_argument("--data", help="a standard MNIST folder (train-* and t10k-* IDX files)")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine-annealed)")
+    train = commands.add_parser(
+        "train", help="train LeNet-5 on MNIST (the embedded digits by default), or AlexNet on images"
+    )
+    train.add_argument("model", choices=["lenet5", "alexnet"])
+    train.add_argument("--data", help="lenet5: a standard MNIST folder (train-* and t10k-* IDX files); "
+                       "alexnet: a folder with one sub-folder of images per class")
+    train.add_argument("--epochs", type=int, help="default: 20 (lenet5), 1 (alexnet)")
+    train.add_argument("--batch-size", type=int, help="default: 64 (lenet5), 32 (alexnet)")
+    train.add_argument("--lr", type=float, help="initial learning rate; default 0.05 (lenet5, cosine-annealed), "
+                       "0.01 (alexnet)")
     train.add_argument("--device", default="cpu")
+    train.add_argument("--synthetic", action="store_true", help="alexnet: random ImageNet-shaped images")
+    train.add_argument("--steps", type=int, help="alexnet: at most this many batches per epoch")
+    train.add_argument("--split", choices=["none", "streams", "devices"], default="none", help="alexnet's towers")
+    train.add_argument("--devices", help="alexnet --split devices: the two towers' devices, e.g. cuda:0,cuda:1")
     train.add_argument("--save", help="write a checkpoint here after every epoch")
     train.add_argument("--resume", help="continue from this checkpoint")
     train.add_argument("--reference", action="store_true", help="train the plain-PyTorch LeNet-5 instead")

@@ -155,3 +155,67 @@ def train_lenet5(data=None, epochs=20, batch_size=64, lr=0.05, device="cpu", sav
         if save is not None:
             save_checkpoint(save, model, optimizer, epoch + 1, reference)
     return model, history
+
+
+ALEXNET_CHECKPOINT_MODEL = "alexnet"
+
+
+def train_alexnet(data=None, synthetic=False, epochs=1, steps=None, batch_size=32, lr=0.01, split="none",
+                  devices=None, device="cpu", num_classes=None, save=None, seed=0, progress=True, log=print):
+    """Trains the two-tower AlexNet on an image folder (class per
+    sub-folder, the paper's augmentation) or on synthetic images: SGD with
+    momentum 0.9 and weight decay 5e-4 as in the paper. `steps` caps the
+    batches per epoch. Returns the model and one dict per epoch."""
+    from .data import ImageFolder, SyntheticImages
+    from .models import AlexNet
+
+    if (data is None) == (not synthetic):
+        raise DataError("train alexnet: give an image folder (--data) or --synthetic, not both")
+    generator = torch.Generator().manual_seed(seed)
+    if synthetic:
+        dataset = SyntheticImages(length=(steps or 8) * batch_size, num_classes=num_classes or 1000, seed=seed)
+        classes = dataset.num_classes
+    else:
+        dataset = ImageFolder(data, train=True, generator=generator)
+        classes = num_classes or len(dataset.classes)
+    torch.manual_seed(seed)
+    if split == "devices":
+        model = AlexNet(classes, split=split, devices=devices or [device, device])
+        device = model.devices[0]
+    else:
+        model = AlexNet(classes, split=split).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=not synthetic, generator=generator)
+    batches = min(len(loader), steps) if steps else len(loader)
+    log(f"AlexNet (two towers, split {split}): {len(dataset)} images, {classes} classes, {epochs} epochs of "
+        f"{batches} batches of {batch_size}, device {device}")
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
+        bar = _progress(batches, f"epoch {epoch + 1}/{epochs}", progress)
+        for step, (x, y) in enumerate(loader):
+            if step == batches:
+                break
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach()) * x.shape[0]
+            correct += int((logits.argmax(1) == y).sum())
+            seen += x.shape[0]
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        record = {"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen,
+                  "seconds": time.perf_counter() - started}
+        history.append(record)
+        log(f"epoch {epoch + 1:>2}/{epochs}  loss {record['loss']:.4f}  train {record['train_accuracy']:.4f}  "
+            f"{record['seconds']:.1f} s")
+        if save is not None:
+            torch.save({"model": ALEXNET_CHECKPOINT_MODEL, "epoch": epoch + 1, "num_classes": classes,
+                        "state_dict": model.state_dict()}, save)
+    return model, history

@@ -84,3 +84,12 @@ def test_resume_continues_training(tmp_path):
     train_lenet5(epochs=1, save=checkpoint, progress=False, log=lambda *_: None)
     _, history = train_lenet5(epochs=2, resume=checkpoint, progress=False, log=lambda *_: None)
     assert [record["epoch"] for record in history] == [2]
+
+
+@ONCE
+def test_train_alexnet_command_on_synthetic_images(capsys):
+    assert main(["train", "alexnet", "--synthetic", "--steps", "2", "--batch-size", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "AlexNet (two towers, split none)" in out and "epoch  1/1  loss" in out
+    assert main(["train", "alexnet", "--no-progress"]) == 2
+    assert "give an image folder (--data) or --synthetic" in capsys.readouterr().err
