@@ -45,9 +45,15 @@ def _train(args):
         data=args.data, epochs=args.epochs or 20, batch_size=args.batch_size or 64, lr=args.lr or 0.05,
         device=args.device,
         save=args.save, resume=args.resume, reference=args.reference, progress=not args.no_progress,
+        ddp=args.ddp,
     )
-    if history:
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    if history and (not distributed or dist.get_rank() == 0):
         print(f"held-out accuracy after {history[-1]['epoch']} epochs: {history[-1]['test_accuracy']:.4f}")
+    if distributed and args.ddp:
+        dist.destroy_process_group()
 
 
 def _eval(args):
@@ -90,6 +96,8 @@ def main(argv=None):
     train.add_argument("--resume", help="continue from this checkpoint")
     train.add_argument("--reference", action="store_true", help="train the plain-PyTorch LeNet-5 instead")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--ddp", action="store_true",
+                       help="lenet5 under torchrun: DistributedDataParallel (gloo on CPU, NCCL on GPU)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="accuracy of a checkpoint on held-out digits")

@@ -96,20 +96,41 @@ def load_checkpoint(path):
     return checkpoint
 
 
+def _start_distributed(device):
+    """Joins the process group torchrun describes (gloo on a CPU, NCCL on a
+    GPU): (rank, world size)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def train_lenet5(data=None, epochs=20, batch_size=64, lr=0.05, device="cpu", save=None, resume=None,
-                 reference=False, seed=0, progress=True, log=print):
+                 reference=False, seed=0, progress=True, log=print, ddp=False):
     """Trains LeNet-5 (cnnfast's, or the plain-PyTorch reference) and returns
     its history: one dict per epoch with loss, train and test accuracy and
-    seconds."""
+    seconds. With ddp (under torchrun), each process trains on its share of
+    every epoch (a DistributedSampler) with DistributedDataParallel
+    averaging the gradients; rank 0 evaluates, logs and saves."""
     train_images, train_labels, test_images, test_labels = load_splits(data)
+    rank, world = _start_distributed(device) if ddp else (0, 1)
+    if rank != 0:
+        progress, log, save = False, (lambda *_: None), None
     torch.manual_seed(seed)
     model = (ReferenceLeNet5() if reference else LeNet5()).to(device)
+    module = model  # what is saved and evaluated
+    if ddp:
+        model = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    steps_per_epoch = math.ceil(train_images.shape[0] / batch_size)
+    sampler = torch.utils.data.DistributedSampler(
+        range(train_images.shape[0]), num_replicas=world, rank=rank, shuffle=True, seed=seed
+    )
+    steps_per_epoch = math.ceil(len(sampler) / batch_size)
     first_epoch = 0
     if resume is not None:
         checkpoint = load_checkpoint(resume)
-        model.load_state_dict(checkpoint["state_dict"])
+        module.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         first_epoch = checkpoint["epoch"]
     total_steps, done = epochs * steps_per_epoch, first_epoch * steps_per_epoch
@@ -120,11 +141,13 @@ def train_lenet5(data=None, epochs=20, batch_size=64, lr=0.05, device="cpu", sav
     history = []
     name = "reference LeNet-5 (torch.nn)" if reference else "LeNet-5 (cnnfast)"
     log(f"{name}: {train_images.shape[0]} training digits, {test_images.shape[0]} held out, "
-        f"{epochs} epochs, batch {batch_size}, device {device}, {torch.get_num_threads()} threads")
+        f"{epochs} epochs, batch {batch_size}, device {device}, {torch.get_num_threads()} threads"
+        + (f", {world} processes" if ddp else ""))
     for epoch in range(first_epoch, epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(train_images.shape[0], generator=generator)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
         inputs = shifted_inputs(train_images[order], generator)
         targets = train_labels[order]
         total_loss, correct = 0.0, 0
@@ -145,7 +168,7 @@ def train_lenet5(data=None, epochs=20, batch_size=64, lr=0.05, device="cpu", sav
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - started
-        test_correct, test_total = evaluate(model, test_images, test_labels, device)
+        test_correct, test_total = evaluate(module, test_images, test_labels, device)
         record = {"epoch": epoch + 1, "loss": total_loss / inputs.shape[0],
                   "train_accuracy": correct / inputs.shape[0],
                   "test_accuracy": test_correct / test_total, "seconds": seconds}
@@ -153,8 +176,8 @@ def train_lenet5(data=None, epochs=20, batch_size=64, lr=0.05, device="cpu", sav
         log(f"epoch {epoch + 1:>2}/{epochs}  loss {record['loss']:.4f}  "
             f"train {record['train_accuracy']:.4f}  held-out {record['test_accuracy']:.4f}  {seconds:.1f} s")
         if save is not None:
-            save_checkpoint(save, model, optimizer, epoch + 1, reference)
-    return model, history
+            save_checkpoint(save, module, optimizer, epoch + 1, reference)
+    return module, history
 
 
 ALEXNET_CHECKPOINT_MODEL = "alexnet"
