@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "macros.h"
+#include "numeric.h"
 
 namespace cnnfast {
 
@@ -57,7 +58,7 @@ inline LaunchShape elementwise_launch_shape(int64_t n, int64_t threads = 256,
                                             int64_t max_blocks = 8192) {
   LaunchShape shape;
   shape.block.x = threads;
-  shape.grid.x = std::min<int64_t>((n + threads - 1) / threads, max_blocks);
+  shape.grid.x = std::min<int64_t>(ceil_div(n, threads), max_blocks);
   return shape;
 }
 

@@ -31,6 +31,9 @@ CNNFAST_INLINE bool is_nan(T v) {
   return v != v;
 }
 
+// a / b rounded up, for positive b (blocks, tiles, strips).
+CNNFAST_INLINE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 CNNFAST_INLINE int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 CNNFAST_INLINE int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 

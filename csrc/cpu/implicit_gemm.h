@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "../common/conv2d.h"
+#include "elementwise.h"
 #include "vec_math.h"
 
 namespace cnnfast {
@@ -122,19 +123,6 @@ void activate_row(T* v, int64_t n, Activation act) {
   }
 }
 
-template <class T>
-void activation_grad_rows(const T* g, const T* o, T* dst, int64_t n, Activation act) {
-  at::parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
-    if (act == Activation::kRelu) {
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) dst[i] = relu_grad(g[i], o[i]);
-    } else {
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) dst[i] = tanh_grad(g[i], o[i]);
-    }
-  });
-}
-
 // Scratch memory each thread keeps between calls, one buffer per use: fresh
 // allocations of these sizes would cost page faults on every call. (The
 // largest size a thread used stays allocated for its lifetime.)
@@ -168,7 +156,6 @@ struct TilePlan {
   int64_t tiles() const { return groups * row_blocks * col_blocks * slices; }
 };
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // At least kTilesPerThread tiles per thread where the problem allows, for
@@ -662,14 +649,11 @@ struct CpuGemmEngine {
     run_implicit_gemm<typename View::element_type>(views);
   }
 
-  // grad · act'(out), elementwise.
+  // grad · act'(out), elementwise (the activations' own backward loop).
   at::Tensor grad_product(const at::Tensor& grad, const at::Tensor& out, Activation act) const {
-    at::Tensor product = at::empty(grad.sizes(), grad.options());
-    AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "activation_grad", [&] {
-      activation_grad_rows(grad.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
-                           product.mutable_data_ptr<scalar_t>(), grad.numel(), act);
-    });
-    return product;
+    if (act == Activation::kRelu)
+      return backward_map(grad, out, "activation_grad", [](auto g, auto y) { return relu_grad(g, y); });
+    return backward_map(grad, out, "activation_grad", [](auto g, auto y) { return tanh_grad(g, y); });
   }
 };
 

@@ -44,7 +44,7 @@ void dot_rows(const T* x, const T* w, int64_t rows, int64_t in, T* sums /*[kDotF
 template <class T>
 void linear_dot(const T* x, const T* w, const T* bias, T* out, const ConvProblem& p) {
   const int64_t rows = p.n, in = p.c, features = p.k;
-  const int64_t blocks = cpu::ceil_div(features, kDotFeatures);
+  const int64_t blocks = ceil_div(features, kDotFeatures);
   at::parallel_for(0, blocks, 16, [&](int64_t begin, int64_t end) {
     T sums[kDotFeatures * kDotRows];
     std::vector<T> padded_w(kDotFeatures * in, T(0));

@@ -174,7 +174,7 @@ void lrn_backward_block(const scalar_t* x, int64_t x_stride, const scalar_t* gra
 // its number of pixels.
 template <class sum_t, class F>
 void for_each_pixel_block(const LrnProblem& p, const F& block_fn) {
-  const int64_t blocks = (p.pixels + kPixelBlock - 1) / kPixelBlock;
+  const int64_t blocks = ceil_div(p.pixels, kPixelBlock);
   at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<sum_t> scratch(static_cast<size_t>(BlockScratch<sum_t>::size(p)));
     for (int64_t task = begin; task < end; ++task) {

@@ -93,7 +93,7 @@ struct ImplicitGemmKernel {
     s.col0 = t.block_idx.x * Tile::kCols;
     s.kd_begin = min_i64(view.depth(), t.block_idx.z * depth_slice);
     s.kd_end = min_i64(view.depth(), s.kd_begin + depth_slice);
-    s.tiles = (s.kd_end - s.kd_begin + Tile::kDepth - 1) / Tile::kDepth;
+    s.tiles = ceil_div(s.kd_end - s.kd_begin, Tile::kDepth);
     return s;
   }
 
@@ -249,12 +249,12 @@ void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorO
   if (rows == 0 || cols == 0) return;
   LaunchShape shape;
   shape.block.x = GemmTile::kThreads;
-  shape.grid.x = (cols + GemmTile::kCols - 1) / GemmTile::kCols;
-  shape.grid.y = (rows + GemmTile::kRows - 1) / GemmTile::kRows;
+  shape.grid.x = ceil_div(cols, GemmTile::kCols);
+  shape.grid.y = ceil_div(rows, GemmTile::kRows);
   TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
               " rows exceeds the CUDA grid's limit");
   const int64_t slices = gemm_depth_slices(shape.grid.x * shape.grid.y, depth);
-  const int64_t slice = (depth + slices - 1) / slices;
+  const int64_t slice = ceil_div(depth, slices);
   shape.grid.z = slices;
   if (slices == 1) {
     launcher.launch_blocks(shape, ImplicitGemmKernel<View>{view, std::max<int64_t>(depth, 1), nullptr});
