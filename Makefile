@@ -10,7 +10,7 @@ export MAX_JOBS ?= 2
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
 STAMP := build/.built-$(notdir $(VENV))
 
-.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report demo bench gpu-check clean
+.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report demo bench bench-pytest gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -52,32 +52,25 @@ ptxas-report: $(VENV)/.installed
 	CNNFAST_CUDA=1 CNNFAST_PTXAS_VERBOSE=1 $(PY) setup.py build_ext --build-temp build/ptxas \
 	  --build-lib build/ptxas-lib 2>&1 | $(PY) tools/ptxas_summary.py
 
+# The main job: train LeNet-5, then bench --quick and its plot (demo-output/).
 demo: build
 	$(PY) -m cnnfast demo
 
+# Every case, with the table, JSON and plot in bench-output/.
 bench: build
+	mkdir -p bench-output
+	$(PY) -m cnnfast bench --json bench-output/bench.json --plot bench-output/bench.png | tee bench-output/bench.md
+
+# The same cases under pytest-benchmark.
+bench-pytest: build
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=median,iqr,rounds -q
 
 # On a GPU machine: its own python/torch, no venv, no network. Everything
-# lands in $(REPORT)/, summary.md first.
+# lands in $(REPORT)/, summary.md first (tools/gpu_check.sh).
 GPU_PY ?= python3
 REPORT ?= gpu-check-report
-SANITIZER ?= $(shell command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 gpu-check:
-	mkdir -p $(REPORT)
-	$(GPU_PY) setup.py build_ext --inplace > $(REPORT)/build.log 2>&1 || (tail -30 $(REPORT)/build.log; exit 1)
-	$(GPU_PY) -m cnnfast info > $(REPORT)/info.txt
-	-$(GPU_PY) -m pytest -q -m cuda tests > $(REPORT)/cuda-tests.log 2>&1
-	-$(SANITIZER) --tool memcheck --error-exitcode 1 $(GPU_PY) -m pytest -q -m cuda -x tests/test_pooling.py tests/test_activations.py tests/test_conv_linear.py -k "lenet or alexnet or relu or tanh or groups3 or deep_wgrad" > $(REPORT)/memcheck.log 2>&1
-	# racecheck: the implicit GEMM is the kernel with shared memory and barriers.
-	-$(SANITIZER) --tool racecheck --error-exitcode 1 $(GPU_PY) -m pytest -q -m cuda -x tests/test_conv_linear.py -k "lenet_conv2 or groups3 or deep_wgrad or lenet_fc1" > $(REPORT)/racecheck.log 2>&1
-	-$(GPU_PY) -m pytest benchmarks --benchmark-only -q --benchmark-json=$(REPORT)/benchmarks.json > $(REPORT)/benchmarks.log 2>&1
-	-$(GPU_PY) -m cnnfast demo > $(REPORT)/demo.log 2>&1
-	{ echo "# make gpu-check, $$(date -u +%F)"; echo; echo '```'; cat $(REPORT)/info.txt; echo '```'; \
-	  for log in cuda-tests memcheck racecheck; do echo "## $$log"; echo '```'; tail -5 $(REPORT)/$$log.log; echo '```'; done; \
-	  echo "## benchmarks"; echo '```'; sed -n '/speedup over the reference/,/^$$/p' $(REPORT)/benchmarks.log; echo '```'; \
-	  echo "## demo"; echo '```'; cat $(REPORT)/demo.log; echo '```'; } > $(REPORT)/summary.md
-	cat $(REPORT)/summary.md
+	GPU_PY=$(GPU_PY) bash tools/gpu_check.sh $(REPORT)
 
 clean:
-	rm -rf build cmake-build cnnfast/_C*.so cnnfast/_build_info.py
+	rm -rf build cmake-build cnnfast/_C*.so cnnfast/_build_info.py demo-output bench-output

@@ -1,9 +1,10 @@
-"""python -m cnnfast {info,demo,train,eval}"""
+"""python -m cnnfast {info,demo,bench,train,eval}"""
 
 import argparse
 import json
 import sys
 
+from .bench import BenchError
 from .data import DataError
 
 
@@ -27,7 +28,32 @@ def _info(args):
 def _demo(args):
     from .demo import run
 
-    run()
+    run(output=args.output, epochs=args.epochs, progress=not args.no_progress)
+
+
+def _bench(args):
+    import torch
+
+    from .bench import report, run, select
+
+    if args.list:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        for case in select(device, args.quick, args.match):
+            print(case.name)
+        return
+    if args.plot:
+        report.require_matplotlib()  # before the run, not after it
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args.device, getattr(torch, args.dtype), args.quick, args.match, not args.no_progress, args.tf32)
+    print(report.markdown(results))
+    if args.json:
+        report.write_json(results, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        report.write_plot(results, args.plot)
+        print(f"wrote {args.plot}")
+    return any("error" in result for result in results["results"])
 
 
 def _train(args):
@@ -74,8 +100,26 @@ def main(argv=None):
     info = commands.add_parser("info", help="what was built, and what this machine runs")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
-    demo = commands.add_parser("demo", help="a short pooling demo against torch")
+    demo = commands.add_parser(
+        "demo", help="train LeNet-5 on the embedded digits, then bench --quick with its plot"
+    )
+    demo.add_argument("--output", default="demo-output", help="folder for the plot, JSON and table")
+    demo.add_argument("--epochs", type=int, default=20, help="LeNet-5's training epochs (default 20)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser("bench", help="cnnfast against PyTorch (cuDNN / oneDNN), case by case")
+    bench.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    bench.add_argument("--quick", action="store_true", help="a subset that takes under a minute on a CPU")
+    bench.add_argument("--match", help="only the cases whose name this regular expression is found in")
+    bench.add_argument("--list", action="store_true", help="list the cases, run nothing")
+    bench.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    bench.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of the speedups (needs matplotlib)")
+    bench.add_argument("--threads", type=int, help="CPU threads for both sides (default: torch's)")
+    bench.add_argument("--tf32", action="store_true", help="let the reference use TF32 on a GPU (default: off)")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(run=_bench)
 
     train = commands.add_parser(
         "train", help="train LeNet-5 on MNIST (the embedded digits by default), or AlexNet on images"
@@ -109,11 +153,11 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     try:
-        args.run(args)
-    except DataError as error:
+        failed = args.run(args)
+    except (DataError, BenchError) as error:
         print(f"cnnfast: {error}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

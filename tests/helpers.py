@@ -13,6 +13,9 @@ import cnnfast
 
 CUDA = torch.cuda.is_available()
 EMULATING = cnnfast.testing.emulating_cuda()
+# Python-level machinery (commands, data, benchmarks) is checked once, on the
+# CPU kernels, not again under the CUDA emulation.
+ONCE = pytest.mark.skipif(EMULATING, reason="checked once, on the CPU kernels")
 
 DEVICES = [
     "cpu",

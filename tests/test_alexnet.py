@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnfast.models import AlexNet
+from cnnfast.models import AlexNet, ReferenceAlexNet
 
 KEYS = {
     "conv1.weight": (96, 3, 11, 11), "conv2.weight": (256, 48, 5, 5), "conv3.weight": (384, 256, 3, 3),
@@ -67,6 +67,30 @@ def test_matches_the_two_tower_network_in_torch(split):
     torch.testing.assert_close(out, expected)
     grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
     expected_grads = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
+
+
+def test_reference_alexnet_is_the_same_network_in_torch_nn():
+    """The benchmarks' reference: same state_dict, same outputs and gradients,
+    in training mode too (dropout draws the same masks on fc6's and fc7's
+    outputs)."""
+    torch.manual_seed(0)
+    model = AlexNet(num_classes=10).double().train()
+    reference = ReferenceAlexNet(num_classes=10).double().train()
+    reference.load_state_dict(model.state_dict())
+    for layer in model.children():  # larger weights than the paper's, so every layer matters
+        torch.nn.init.normal_(layer.weight, 0.0, 0.05)
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 227, 227, dtype=torch.float64)
+    torch.manual_seed(1)
+    out = model(x)
+    torch.manual_seed(1)
+    expected = reference(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(reference.eval()(x[:1]), reference_forward(model, x[:1]))
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(reference.parameters()))
     for g, e in zip(grads, expected_grads):
         torch.testing.assert_close(g, e)
 

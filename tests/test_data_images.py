@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-import cnnfast
 from cnnfast import data
+from helpers import ONCE
 
 Image = pytest.importorskip("PIL.Image")  # a GPU machine without network may lack Pillow
 
@@ -73,7 +73,7 @@ def test_synthetic_images():
         source[5]
 
 
-@pytest.mark.skipif(cnnfast.testing.emulating_cuda(), reason="checked once, on the CPU kernels")
+@ONCE
 def test_trains_alexnet_on_a_folder(tmp_path):
     from cnnfast.train import train_alexnet
 

@@ -2,7 +2,6 @@
 take one step on halves of a batch and end with the parameters of one
 process stepping on the whole batch."""
 
-import os
 
 import pytest
 import torch

@@ -1,14 +1,12 @@
 """LeNet-5: the seed's state_dict, equal outputs and gradients, training
 that matches plain PyTorch, and the train/eval commands."""
 
-import pytest
 import torch
 
-import cnnfast
 from cnnfast import models
 from cnnfast.cli import main
 from cnnfast.train import evaluate, load_splits, shifted_inputs, train_lenet5
-from helpers import slow_in_emulation
+from helpers import ONCE, slow_in_emulation
 
 
 def test_loads_the_reference_state_dict_and_matches_it():
@@ -48,9 +46,6 @@ def test_training_matches_plain_pytorch():
     assert abs(results[0] - results[1]) < 0.01, results
     if steps >= 200:
         assert results[0] > 0.9
-
-
-ONCE = pytest.mark.skipif(cnnfast.testing.emulating_cuda(), reason="the commands are checked once, on the CPU kernels")
 
 
 @ONCE

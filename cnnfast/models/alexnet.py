@@ -9,6 +9,7 @@ runs within each tower, so its window never crosses the tower boundary.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn as tnn
 
 from .. import ops
@@ -57,6 +58,61 @@ class _SplitLayer(tnn.Module):
                 state_dict[prefix + name + "_b"] = whole[cut:]
 
 
+def _add_layers(model, num_classes, dropout):
+    """The whole layers, with the paper's initialisation, and the LRN's and
+    dropout's settings."""
+    model.dropout = dropout
+    # (size, alpha, beta, k) in torch's convention: the paper's alpha
+    # (1e-4, on the sum of squares) times size, as torch averages them.
+    model.lrn = (5, 5e-4, 0.75, 2.0)
+    model.conv1 = tnn.Conv2d(3, 96, 11, stride=4)
+    model.conv2 = tnn.Conv2d(96, 256, 5, padding=2, groups=TOWERS)
+    model.conv3 = tnn.Conv2d(256, 384, 3, padding=1)
+    model.conv4 = tnn.Conv2d(384, 384, 3, padding=1, groups=TOWERS)
+    model.conv5 = tnn.Conv2d(384, 256, 3, padding=1, groups=TOWERS)
+    model.fc6 = tnn.Linear(256 * 6 * 6, 4096)
+    model.fc7 = tnn.Linear(4096, 4096)
+    model.fc8 = tnn.Linear(4096, num_classes)
+    _paper_initialisation(model)
+
+
+def _paper_initialisation(model):
+    """Weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and the hidden
+    fully connected layers, 0 elsewhere."""
+    ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    for name, layer in model.named_children():
+        tnn.init.normal_(layer.weight, 0.0, 0.01)
+        tnn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
+
+
+class ReferenceAlexNet(tnn.Module):
+    """The same two-tower network in plain torch.nn (cuDNN's or oneDNN's
+    path): the reference the benchmarks run. The towers are channel groups:
+    grouped convolutions for conv2, conv4 and conv5, and the LRN applied to
+    each tower's half of the channels. Its state_dict is AlexNet's."""
+
+    def __init__(self, num_classes=1000, dropout=0.5):
+        super().__init__()
+        _add_layers(self, num_classes, dropout)
+
+    def reset_parameters(self):
+        _paper_initialisation(self)
+
+    def _stage(self, x):
+        """ReLU, LRN within each tower, 3×3/2 max pooling."""
+        n, channels, height, width = x.shape
+        towers = F.relu(x).reshape(n * TOWERS, channels // TOWERS, height, width)
+        return F.max_pool2d(F.local_response_norm(towers, *self.lrn).reshape(x.shape), 3, 2)
+
+    def forward(self, x):
+        x = self._stage(self.conv2(self._stage(self.conv1(x))))
+        x = F.relu(self.conv4(F.relu(self.conv3(x))))
+        x = torch.flatten(F.max_pool2d(F.relu(self.conv5(x)), 3, 2), 1)
+        x = F.dropout(F.relu(self.fc6(x)), self.dropout, self.training)
+        x = F.dropout(F.relu(self.fc7(x)), self.dropout, self.training)
+        return self.fc8(x)
+
+
 class AlexNet(tnn.Module):
     """split="none": the towers one after the other on the current stream.
     split="streams": on a GPU, each tower on its own CUDA stream, joined at
@@ -79,31 +135,14 @@ class AlexNet(tnn.Module):
                              f"device of tower B], and only it does; got split={split!r}, devices={devices!r}")
         self.split = split
         self.devices = None if devices is None else [torch.device(d) for d in devices]
-        self.dropout = dropout
-        # (size, alpha, beta, k) in torch's convention: the paper's alpha
-        # (1e-4, on the sum of squares) times size, as torch averages them.
-        self.lrn = (5, 5e-4, 0.75, 2.0)
-        self.conv1 = tnn.Conv2d(3, 96, 11, stride=4)
-        self.conv2 = tnn.Conv2d(96, 256, 5, padding=2, groups=TOWERS)
-        self.conv3 = tnn.Conv2d(256, 384, 3, padding=1)
-        self.conv4 = tnn.Conv2d(384, 384, 3, padding=1, groups=TOWERS)
-        self.conv5 = tnn.Conv2d(384, 256, 3, padding=1, groups=TOWERS)
-        self.fc6 = tnn.Linear(256 * 6 * 6, 4096)
-        self.fc7 = tnn.Linear(4096, 4096)
-        self.fc8 = tnn.Linear(4096, num_classes)
-        self.reset_parameters()
+        _add_layers(self, num_classes, dropout)
         if self.devices is not None:
             for name, layer in list(self.named_children()):
                 setattr(self, name, _SplitLayer(layer, self.devices))
 
     def reset_parameters(self):
-        """The paper's initialisation: weights N(0, 0.01); biases 1 in conv2,
-        conv4, conv5 and the hidden fully connected layers, 0 elsewhere.
-        (Called on construction, before split="devices" halves the layers.)"""
-        ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
-        for name, layer in self.named_children():
-            tnn.init.normal_(layer.weight, 0.0, 0.01)
-            tnn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
+        """The paper's initialisation (see ReferenceAlexNet.reset_parameters)."""
+        _paper_initialisation(self)
 
     def _half(self, layer, tower):
         """Tower `tower`'s share of a layer's outputs: (weight, bias)."""
@@ -178,7 +217,8 @@ class AlexNet(tnn.Module):
         return self._join(self._towers(second_stage))
 
     def classifier(self, features):
-        x = self._dropout(torch.flatten(features, 1))
+        # Dropout on the outputs of fc6 and fc7, as in the paper.
+        x = torch.flatten(features, 1)
         for layer, activation in ((self.fc6, "relu"), (self.fc7, "relu")):
             x = self._dropout(
                 self._join(self._towers(lambda tower: self._linear(self._to_tower(x, tower), layer, tower, activation)))

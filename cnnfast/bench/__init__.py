@@ -1,0 +1,120 @@
+"""`python -m cnnfast bench`: cnnfast against the plain-PyTorch path (cuDNN
+on a GPU, oneDNN on a CPU), case by case, as speedups measured side by side
+in this process (design.md §8). `run` measures, `report` formats."""
+
+import datetime
+import gc
+
+import torch
+
+
+
+class BenchError(Exception):
+    """A benchmark that cannot run as asked (bad device, dtype or case
+    pattern, or a missing optional package)."""
+
+
+from .cases import Case, all_cases, select  # noqa: E402
+from .limits import cpu_model, device_limits  # noqa: E402
+from .timing import compare  # noqa: E402
+
+__all__ = ["BenchError", "Case", "all_cases", "run", "select"]
+
+CPU_DTYPES = (torch.float32, torch.float64)
+
+
+def _check(device, dtype):
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda: no CUDA GPU is visible")
+    if device.type == "cpu" and dtype not in CPU_DTYPES:
+        raise BenchError(f"--dtype {str(dtype).removeprefix('torch.')}: cnnfast's CPU kernels take float32 or "
+                         "float64 (16-bit types run on CUDA)")
+
+
+def _environment(device, dtype, limits, tf32):
+    from .. import info
+
+    built = info()
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}",
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "cnnfast": built["version"],
+        "cpu_isa": built["cpu_isa"],
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "tf32": {"matmul": tf32, "cudnn": tf32},
+        "cudnn_benchmark": device.type == "cuda",
+        "date": datetime.date.today().isoformat(),
+        "limits": {"memory_gbps": limits.gbps, "fp32_tflops": limits.tflops, "source": limits.source},
+    }
+
+
+def _measure(case, device, dtype, budget_s):
+    reference, ours = case.build(device, dtype)
+    try:
+        return compare(reference, ours, device, budget_s)
+    finally:
+        del reference, ours
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _result(case, ref_ms, cnnfast_ms, dtype, limits):
+    result = {"name": case.name, "shape": list(case.shape), "reference": case.reference,
+              "ref_ms": ref_ms, "cnnfast_ms": cnnfast_ms, "speedup": ref_ms / cnnfast_ms}
+    seconds = cnnfast_ms * 1e-3
+    if case.flops is not None:
+        result["gflops"] = case.flops / seconds / 1e9
+        if limits.tflops:
+            result["share"] = result["gflops"] / (limits.tflops * 1e3)
+    if case.elements is not None:
+        result["gbps"] = case.elements * dtype.itemsize / seconds / 1e9
+        if limits.gbps:
+            result["share"] = result["gbps"] / limits.gbps
+    return result
+
+
+def _progress(cases, enabled):
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(cases, desc="bench", unit="case", leave=False)
+        except ImportError:
+            pass
+    return cases
+
+
+def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True, tf32=False, budget_s=None):
+    """Measures the selected cases; returns {"device": …, "torch": …, …,
+    "results": [{"name", "shape", "ref_ms", "cnnfast_ms", "speedup", …}]}.
+    A case that fails is reported with its "error" and the rest go on."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    _check(device, dtype)
+    cases = select(device, quick, match)
+    if not cases:
+        raise BenchError(f"no case matches {match!r} (python -m cnnfast bench --list shows them)")
+    budget_s = budget_s if budget_s is not None else (0.8 if quick else 2.0)
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        from .. import info
+
+        limits = device_limits(device, info()["cpu_isa"])
+        report = _environment(device, dtype, limits, tf32)
+        results = []
+        for case in _progress(cases, progress):
+            try:
+                ref_ms, cnnfast_ms = _measure(case, device, dtype, budget_s)
+            except (RuntimeError, ValueError) as error:  # out of memory, or an op refusing the input
+                results.append({"name": case.name, "shape": list(case.shape), "error": str(error).splitlines()[0]})
+                continue
+            results.append(_result(case, ref_ms, cnnfast_ms, dtype, limits))
+    finally:
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved
+    report["results"] = results
+    return report

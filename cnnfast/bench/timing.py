@@ -1,0 +1,39 @@
+"""Side-by-side timing (design.md §8): reference and cnnfast interleaved in
+one process, after warm-up, median of many runs; CUDA events on a GPU, the
+wall clock (both sides on the same threads) on a CPU."""
+
+import statistics
+import time
+
+import torch
+
+
+def time_once(fn, device):
+    """Milliseconds of one call."""
+    if device.type == "cuda":
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop)
+    begin = time.perf_counter()
+    fn()
+    return (time.perf_counter() - begin) * 1e3
+
+
+def compare(reference, ours, device, budget_s=2.0, min_runs=5, max_runs=50, warmup=2):
+    """Median milliseconds of (reference, ours), measured alternately. The
+    number of runs fits the budget (seconds for the timed runs of both
+    sides), within [min_runs, max_runs]."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    for _ in range(warmup):
+        pair_ms = time_once(reference, device) + time_once(ours, device)
+    runs = max(min_runs, min(max_runs, int(budget_s * 1e3 / max(pair_ms, 1e-3))))
+    ref_ms, our_ms = [], []
+    for _ in range(runs):
+        ref_ms.append(time_once(reference, device))
+        our_ms.append(time_once(ours, device))
+    return statistics.median(ref_ms), statistics.median(our_ms)

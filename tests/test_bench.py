@@ -1,0 +1,120 @@
+"""python -m cnnfast bench: its cases compare like with like, it covers
+what the benchmark suite promises, and its table, JSON and plot are
+written (or refused with a clear message)."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from cnnfast import bench
+from cnnfast.bench import report
+from cnnfast.cli import main
+from helpers import ONCE
+
+pytestmark = ONCE
+
+QUICK_CASE = "tanh lenet1 fwd"
+ONE_CASE = f"^{QUICK_CASE}$"  # --match is a regular expression
+
+
+def names(device):
+    return {case.name for case in bench.all_cases(device)}
+
+
+def test_the_cases_cover_every_op_and_both_networks():
+    cpu, cuda = names("cpu"), names("cuda")
+    for batch in (1, 64, 256, 1024):
+        assert f"lenet5 forward b{batch}" in cpu
+    assert "lenet5 train step b256" in cpu
+    for split in ("none", "streams"):
+        assert f"alexnet forward b8 split={split}" in cpu and f"alexnet train step b8 split={split}" in cpu
+        for batch in (32, 128):
+            assert f"alexnet train step b{batch} split={split}" in cuda
+    assert {"alexnet train step b32 streams vs none", "alexnet forward b128 streams vs none"} <= cuda
+    for op in ("conv2d", "linear", "max_pool2d", "avg_pool2d", "local_response_norm", "relu_lrn_max_pool2d",
+               "relu", "tanh"):
+        for passes in ("fwd", "fwd+bwd"):
+            assert any(name.startswith(f"{op} ") and name.endswith(f" {passes}") for name in cpu), (op, passes)
+    quick = bench.select("cpu", quick=True)
+    assert 0 < len(quick) < len(cpu) and all(case.quick for case in quick)
+
+
+def _results(value):
+    """A forward's output, or the tuple of gradients."""
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+@pytest.mark.parametrize("case", [c for c in bench.all_cases("cpu") if "train step" not in c.name],
+                         ids=lambda c: c.name)
+def test_both_sides_of_a_case_compute_the_same(case):
+    torch.manual_seed(0)
+    reference, ours = case.build(torch.device("cpu"), torch.float32)
+    expected, actual = _results(reference()), _results(ours())
+    assert len(expected) == len(actual)
+    for e, a in zip(expected, actual):
+        scale = e.abs().max().item() + 1e-6
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_run_measures_and_reports():
+    results = bench.run("cpu", match=ONE_CASE, progress=False, budget_s=0.01)
+    assert results["device"].startswith("CPU") and results["torch"] == torch.__version__
+    assert results["threads"] == torch.get_num_threads() and results["dtype"] == "float32"
+    (result,) = results["results"]
+    assert result["name"] == QUICK_CASE and result["shape"] == [256, 6, 28, 28]
+    assert result["ref_ms"] > 0 and result["cnnfast_ms"] > 0
+    assert result["speedup"] == pytest.approx(result["ref_ms"] / result["cnnfast_ms"])
+    # tanh reads and writes each element once: 2 × 4 bytes per element.
+    assert result["gbps"] == pytest.approx(2 * 4 * 256 * 6 * 28 * 28 / (result["cnnfast_ms"] * 1e-3) / 1e9)
+    table = report.markdown(results)
+    assert "CPU threads" in table and "TF32" in table and f"| {QUICK_CASE} | 256×6×28×28 | torch |" in table
+
+
+def test_the_command_writes_json_and_plot(tmp_path, capsys):
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    assert main(["bench", "--device", "cpu", "--match", ONE_CASE, "--json", str(out_json), "--plot", str(out_png),
+                 "--no-progress"]) == 0
+    written = json.loads(out_json.read_text())
+    assert set(written) >= {"device", "torch", "results"}
+    assert {"name", "ref_ms", "cnnfast_ms", "speedup"} <= set(written["results"][0])
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"| {QUICK_CASE} |" in capsys.readouterr().out
+
+
+def test_the_command_lists_and_refuses_clearly(tmp_path, capsys, monkeypatch):
+    assert main(["bench", "--device", "cpu", "--quick", "--list"]) == 0
+    listed = capsys.readouterr().out.split("\n")
+    assert "lenet5 forward b256" in listed and "lenet5 forward b1" not in listed
+    assert main(["bench", "--device", "cpu", "--dtype", "float16"]) == 2
+    assert "CPU kernels take float32 or float64" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--match", "no such case"]) == 2
+    assert "no case matches 'no such case'" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--match", "conv2d("]) == 2
+    assert "--match 'conv2d(': not a regular expression" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert main(["bench", "--device", "cpu", "--match", ONE_CASE, "--plot", str(tmp_path / "x.png")]) == 2
+    assert "--plot needs matplotlib: pip install matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where no GPU is visible")
+def test_cuda_without_a_gpu_is_refused(capsys):
+    assert main(["bench", "--device", "cuda", "--quick"]) == 2
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+
+
+def test_demo_trains_lenet5_then_benchmarks(tmp_path, capsys, monkeypatch):
+    """make demo's command, on one epoch and one bench case (the full
+    --quick run is what make demo itself shows)."""
+    from cnnfast import demo
+
+    quick_run = bench.run
+    monkeypatch.setattr(demo.bench, "run", lambda *args, **kw: quick_run(*args, **kw, match=ONE_CASE, budget_s=0.01))
+    assert main(["demo", "--epochs", "1", "--output", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("held-out accuracy after 1 epochs: ")[1].split("%")[0])
+    assert accuracy > 80  # one epoch on 6,000 digits
+    assert f"| {QUICK_CASE} |" in out
+    assert {p.name for p in tmp_path.iterdir()} == {"lenet5.pt", "bench.md", "bench.json", "speedups.png"}
