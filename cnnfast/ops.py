@@ -2,10 +2,10 @@
 (shapes for torch.compile and meta tensors) and autograd. The kernels and
 schemas are C++ (csrc/).
 
-Autocast: every op runs in the dtype it is given. Pooling, LRN and the
-activations behave like torch's own under autocast; conv2d and linear have
-no autocast registration yet, so under autocast they too keep the dtype
-they are given (torch's would cast to the autocast dtype).
+Autocast (csrc/autocast.cpp): under torch.autocast on CUDA, conv2d and
+linear cast their inputs to the autocast dtype, as torch's do; pooling, LRN
+and the activations run in the dtype they are given, as torch's do. On a
+CPU every op keeps its dtype (the CPU kernels take float32 and float64).
 """
 
 import torch

@@ -1,0 +1,66 @@
+"""torch.autocast: conv2d and linear run in the autocast dtype on CUDA, as
+torch's do, and LeNet-5 and AlexNet train under AMP (CUDA only)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnfast
+from cnnfast.models import AlexNet, LeNet5
+from helpers import CUDA
+
+NEEDS_GPU = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")
+HALF_TYPES = [torch.float16, torch.bfloat16]
+
+
+def test_conv2d_and_linear_have_cuda_autocast_kernels():
+    for op in ("conv2d", "linear"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"cnnfast::{op}", "AutocastCUDA"), op
+
+
+def test_cpu_autocast_leaves_the_dtype():
+    """cnnfast's CPU kernels take float32 and float64: CPU autocast keeps them."""
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cnnfast.conv2d(x, w).dtype == torch.float32
+
+
+@pytest.mark.cuda
+@NEEDS_GPU
+@pytest.mark.parametrize("dtype", HALF_TYPES)
+def test_ops_follow_autocast(dtype):
+    x, w, b = (torch.randn(shape, device="cuda") for shape in ((2, 3, 9, 9), (4, 3, 3, 3), (4,)))
+    v, m = torch.randn(5, 16, device="cuda"), torch.randn(7, 16, device="cuda")
+    with torch.autocast("cuda", dtype=dtype):
+        pairs = [(cnnfast.conv2d(x, w, b, activation="relu"), F.relu(F.conv2d(x, w, b))),
+                 (cnnfast.linear(v, m, None, "tanh"), torch.tanh(F.linear(v, m)))]
+    for ours, theirs in pairs:
+        assert ours.dtype == theirs.dtype == dtype
+        torch.testing.assert_close(ours.float(), theirs.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.cuda
+@NEEDS_GPU
+@pytest.mark.parametrize("make, shape", [(LeNet5, (32, 1, 32, 32)), (lambda: AlexNet(num_classes=10), (4, 3, 227, 227))],
+                         ids=["lenet5", "alexnet"])
+@pytest.mark.parametrize("dtype", HALF_TYPES)
+def test_models_train_under_amp(make, shape, dtype):
+    torch.manual_seed(0)
+    model = make().cuda().eval()
+    x = torch.randn(shape, device="cuda")
+    labels = torch.randint(0, 10, (shape[0],), device="cuda")
+    with torch.no_grad():
+        full = model(x)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    with torch.autocast("cuda", dtype=dtype):
+        out = model(x)
+        loss = F.cross_entropy(out, labels)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), full, rtol=5e-2, atol=5e-2 * full.abs().max().item())
+    scaler.scale(loss).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad.dtype == torch.float32 and torch.isfinite(parameter.grad).all(), name
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    scaler.step(optimizer)
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
