@@ -51,12 +51,18 @@ void avg_pool_plane(const scalar_t* src, scalar_t* dst, const Pool2dProblem& p,
       }
     }
     scalar_t* out_row = dst + oh * p.out_w;
-    const scalar_t row_extent = static_cast<scalar_t>(extents.rows[oh]);
-    for (int64_t ow = 0; ow < p.out_w; ++ow) {
-      const bool inside = ow >= interior.begin && ow < interior.end && rows.begin < rows.end;
-      out_row[ow] = inside ? sum[ow] / (row_extent * static_cast<scalar_t>(extents.cols[ow]))
-                           : avg_in_window(src, p, oh, ow);
+    // The interior divides as one vector loop; the edges (and a row whose
+    // window holds no input row) take the per-window function.
+    const bool has_rows = rows.begin < rows.end;
+    if (has_rows) {
+      const scalar_t row_extent = static_cast<scalar_t>(extents.rows[oh]);
+      const int64_t* cols = extents.cols.data();
+#pragma omp simd
+      for (int64_t ow = interior.begin; ow < interior.end; ++ow)
+        out_row[ow] = sum[ow] / (row_extent * static_cast<scalar_t>(cols[ow]));
     }
+    for (int64_t ow = 0; ow < p.out_w; ++ow)
+      if (!has_rows || ow < interior.begin || ow >= interior.end) out_row[ow] = avg_in_window(src, p, oh, ow);
   }
 }
 
