@@ -26,6 +26,12 @@ CASES = [
     ("many_planes_pad_ceil", (2, 9, 11, 7), 3, 2, 1, True),
     ("many_planes_rect", (1, 20, 9, 13), (3, 5), (2, 3), (1, 2), False),
     ("many_planes_big_window", (1, 17, 20, 20), 17, 3, 8, True),
+    # 2x2 at stride 2 (the CPU's own float32 rows for average pooling): a
+    # row and a column no window covers, rows of three vectors, and ceil
+    # mode's partial windows (the generic path).
+    ("2x2_odd_sizes", (2, 3, 7, 9), 2, 2, 0, False),
+    ("2x2_wide_rows", (1, 2, 5, 70), 2, 2, 0, False),
+    ("2x2_ceil_odd", (1, 3, 7, 9), 2, 2, 0, True),
 ]
 IDS = [case[0] for case in CASES]
 

@@ -2,6 +2,10 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <vector>
 
@@ -31,6 +35,70 @@ struct AxisExtents {
       cols[ow] = avg_extent(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w, p.count_include_pad);
   }
 };
+
+// 2x2 windows at stride 2 with no padding, each inside the input (LeNet-5's
+// pools): every divisor is 4. The generic paths below loop over rows too
+// short for the compiler's full vectors (LeNet's are 14 and 5 outputs
+// wide), so this case has its own float32 AVX-512 rows: forward adds two
+// input rows, then neighbouring columns pairwise (one permute apart);
+// backward spreads each gradient / 4 over its 2x2 cells. Rounding: (a + c)
+// + (b + d) rather than torch's ((a + b) + c) + d.
+#if defined(__AVX512F__)
+bool uses_2x2_rows(const Pool2dProblem& p, at::ScalarType dtype) {
+  return dtype == at::kFloat && p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 &&
+         p.pad_h == 0 && p.pad_w == 0 && 2 * p.out_h <= p.in_h && 2 * p.out_w <= p.in_w;
+}
+
+constexpr int64_t kLanes = 16;
+
+__mmask16 first_lanes(int64_t count) {
+  return static_cast<__mmask16>(count >= kLanes ? 0xFFFF : (1u << std::max<int64_t>(count, 0)) - 1);
+}
+
+void avg_pool_2x2_plane(const float* src, float* dst, const Pool2dProblem& p) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 quarter = _mm512_set1_ps(0.25f);
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const float* top = src + 2 * oh * p.in_w;
+    const float* bottom = top + p.in_w;
+    for (int64_t ow = 0; ow < p.out_w; ow += kLanes) {
+      const int64_t outputs = std::min(kLanes, p.out_w - ow), in = 2 * ow;
+      const __mmask16 low = first_lanes(2 * outputs), high = first_lanes(2 * outputs - kLanes);
+      const __m512 left = _mm512_add_ps(_mm512_maskz_loadu_ps(low, top + in), _mm512_maskz_loadu_ps(low, bottom + in));
+      const __m512 right = _mm512_add_ps(_mm512_maskz_loadu_ps(high, top + in + kLanes),
+                                         _mm512_maskz_loadu_ps(high, bottom + in + kLanes));
+      const __m512 pairs = _mm512_add_ps(_mm512_permutex2var_ps(left, even, right),
+                                         _mm512_permutex2var_ps(left, odd, right));
+      _mm512_mask_storeu_ps(dst + oh * p.out_w + ow, first_lanes(outputs), _mm512_mul_ps(pairs, quarter));
+    }
+  }
+}
+
+void avg_pool_2x2_backward_plane(const float* grad, float* dst, const Pool2dProblem& p) {
+  const __m512i low_twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i high_twice = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  const __m512 quarter = _mm512_set1_ps(0.25f);
+  // Rows and columns no window covers (an odd size) get zero.
+  std::fill(dst + 2 * p.out_h * p.in_w, dst + p.in_plane(), 0.0f);
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    float* top = dst + 2 * oh * p.in_w;
+    float* bottom = top + p.in_w;
+    for (int64_t w = 2 * p.out_w; w < p.in_w; ++w) top[w] = bottom[w] = 0.0f;
+    for (int64_t ow = 0; ow < p.out_w; ow += kLanes) {
+      const int64_t outputs = std::min(kLanes, p.out_w - ow), in = 2 * ow;
+      const __m512 share = _mm512_mul_ps(_mm512_maskz_loadu_ps(first_lanes(outputs), grad + oh * p.out_w + ow), quarter);
+      const __m512 left = _mm512_permutexvar_ps(low_twice, share), right = _mm512_permutexvar_ps(high_twice, share);
+      const __mmask16 low = first_lanes(2 * outputs), high = first_lanes(2 * outputs - kLanes);
+      for (float* row : {top, bottom}) {
+        _mm512_mask_storeu_ps(row + in, low, left);
+        _mm512_mask_storeu_ps(row + in + kLanes, high, right);
+      }
+    }
+  }
+}
+
+#endif
 
 // One plane, row by row: interior lanes sum their window cell by cell
 // (vectorized across the row), edges take the common per-window function.
@@ -153,6 +221,16 @@ at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
                                          count_include_pad, "avg_pool2d");
   const at::Tensor input = x.contiguous();
   at::Tensor out = at::empty(pooled_sizes(x.sizes(), p), input.options());
+#if defined(__AVX512F__)
+  if (uses_2x2_rows(p, x.scalar_type())) {
+    const float* src = input.const_data_ptr<float>();
+    float* dst = out.mutable_data_ptr<float>();
+    cpu::for_each_plane(p, cpu::no_scratch, [&](int64_t plane, int) {
+      avg_pool_2x2_plane(src + plane * p.in_plane(), dst + plane * p.out_plane(), p);
+    });
+    return out;
+  }
+#endif
   const AxisExtents extents(p);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "avg_pool2d", [&] {
     cpu::dispatch_column_stride(p.stride_w, [&](auto stride_tag) {
@@ -187,6 +265,16 @@ at::Tensor avg_pool2d_backward_cpu(const at::Tensor& grad_output, c10::SymIntArr
                                                   padding, count_include_pad, op);
   const at::Tensor grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+#if defined(__AVX512F__)
+  if (uses_2x2_rows(p, grad.scalar_type())) {
+    const float* g = grad.const_data_ptr<float>();
+    float* dst = grad_x.mutable_data_ptr<float>();
+    cpu::for_each_plane(p, cpu::no_scratch, [&](int64_t plane, int) {
+      avg_pool_2x2_backward_plane(g + plane * p.out_plane(), dst + plane * p.in_plane(), p);
+    });
+    return grad_x;
+  }
+#endif
   const AxisExtents extents(p);
   const ColumnCover cover(p);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "pool2d_backward", [&] {
