@@ -36,14 +36,18 @@ def _cpu_mhz():
     return max(speeds) if speeds else None
 
 
-def measured_copy_gbps(device, megabytes=256):
-    """The bandwidth of a large tensor copy here (bytes read + written)."""
+def measured_gbps(device, megabytes=256):
+    """Memory bandwidth measured here on tensors far larger than any cache:
+    the better of a copy (bytes read + written) and a sum (bytes read)."""
     from .timing import time_once
 
-    source = torch.empty(megabytes * 2**18, device=device)  # float32
+    device = torch.device(device)
+    source = torch.ones(megabytes * 2**18, device=device)  # float32
     target = torch.empty_like(source)
-    times = [time_once(lambda: target.copy_(source), torch.device(device)) for _ in range(5)]
-    return 2 * source.numel() * 4 / (min(times) * 1e-3) / 1e9
+    copy_ms = min(time_once(lambda: target.copy_(source), device) for _ in range(5))
+    read_ms = min(time_once(lambda: source.sum(), device) for _ in range(5))
+    size = source.numel() * 4
+    return max(2 * size / copy_ms, size / read_ms) * 1e3 / 1e9
 
 
 def device_limits(device, cpu_isa):
@@ -53,14 +57,15 @@ def device_limits(device, cpu_isa):
         for key, (gbps, tflops) in GPU_LIMITS.items():
             if key in name:
                 return Limits(gbps, tflops, f"{name} data sheet")
-        return Limits(measured_copy_gbps(device), None, f"{name}: copy bandwidth measured here, FP32 peak unknown")
-    gbps = measured_copy_gbps(device)
+        return Limits(measured_gbps(device), None, f"{name}: bandwidth measured here, FP32 peak unknown")
+    gbps = measured_gbps(device)
     mhz, per_cycle = _cpu_mhz(), CPU_FLOPS_PER_CYCLE.get(cpu_isa)
     if mhz is None or per_cycle is None:
-        return Limits(gbps, None, "copy bandwidth measured here; FP32 peak unknown")
+        return Limits(gbps, None, "bandwidth measured here; FP32 peak unknown")
     threads = torch.get_num_threads()
     tflops = threads * mhz * 1e6 * per_cycle / 1e12
-    return Limits(gbps, tflops, f"copy bandwidth measured here; FP32 peak estimated as {threads} threads × "
+    return Limits(gbps, tflops, f"bandwidth measured here (256 MB copy or sum; data that stays in cache "
+                  f"can exceed it); FP32 peak estimated as {threads} threads × "
                   f"{mhz / 1e3:.2f} GHz × {per_cycle} FLOP/cycle ({cpu_isa}, 2 FMA units)")
 
 
