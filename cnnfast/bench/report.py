@@ -82,7 +82,7 @@ def write_plot(report, path):
     rows = range(len(results))
     axes.barh(rows, speedups, color=["#2a9d3f" if s >= 1 else "#c8453a" for s in speedups])
     axes.set_yticks(list(rows), names, fontsize=7)
-    axes.invert_yaxis()
+    axes.set_ylim(len(results) - 0.5, -0.5)  # first case on top, no empty margin
     axes.set_xscale("log")
     axes.axvline(1.0, color="black", linewidth=0.8)
     for row, speedup in zip(rows, speedups):
