@@ -8,7 +8,6 @@ import gc
 import torch
 
 
-
 class BenchError(Exception):
     """A benchmark that cannot run as asked (bad device, dtype or case
     pattern, or a missing optional package)."""
@@ -31,10 +30,7 @@ def _check(device, dtype):
                          "float64 (16-bit types run on CUDA)")
 
 
-def _environment(device, dtype, limits, tf32):
-    from .. import info
-
-    built = info()
+def _environment(device, dtype, built, limits, tf32):
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}",
         "device_type": device.type,
@@ -103,8 +99,9 @@ def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True
     try:
         from .. import info
 
-        limits = device_limits(device, info()["cpu_isa"])
-        report = _environment(device, dtype, limits, tf32)
+        built = info()
+        limits = device_limits(device, built["cpu_isa"])
+        report = _environment(device, dtype, built, limits, tf32)
         results = []
         for case in _progress(cases, progress):
             try:
