@@ -51,6 +51,13 @@ def test_special_values(device, name, ours, theirs):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_keeps_the_sign_of_zero(device, dtype):
+    x = torch.tensor([0.0, -0.0, 1e-30, -1e-30], device=device, dtype=dtype)
+    assert torch.equal(torch.signbit(cnnfast.tanh(x)), torch.signbit(torch.tanh(x)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_tanh_float32_accuracy_over_its_range(device):
     x = torch.linspace(-12, 12, 200001, device=device)
     error = (cnnfast.tanh(x).double() - torch.tanh(x.double())).abs()

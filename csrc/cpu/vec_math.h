@@ -34,11 +34,12 @@ inline float expm1_bounded(float y) {
 
 // tanh x = (e^{2x} - 1) / (e^{2x} + 1), with 2x clamped to +-18 (tanh
 // rounds to +-1 beyond |x| = 9). Neither part cancels for any sign of x.
-// A NaN fails both comparisons and flows through unchanged.
+// A NaN fails both comparisons and flows through unchanged; a zero keeps
+// its sign, as torch's tanh does (the quotient would give +0 for -0).
 inline float tanh_f32(float x) {
   const float y = 2.0f * x;
   const float em = expm1_bounded(y > 18.0f ? 18.0f : (y < -18.0f ? -18.0f : y));
-  return em / (em + 2.0f);
+  return x == 0.0f ? x : em / (em + 2.0f);
 }
 
 }  // namespace cpu
