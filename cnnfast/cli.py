@@ -57,6 +57,8 @@ def _bench(args):
 
 
 def _train(args):
+    import torch.distributed as dist
+
     from .train import train_alexnet, train_lenet5
 
     if args.model == "alexnet":
@@ -64,21 +66,19 @@ def _train(args):
         train_alexnet(
             data=args.data, synthetic=args.synthetic, epochs=args.epochs or 1, steps=args.steps,
             batch_size=args.batch_size or 32, lr=args.lr or 0.01, split=args.split, devices=devices,
-            device=args.device, save=args.save, progress=not args.no_progress,
+            device=args.device, save=args.save, progress=not args.no_progress, ddp=args.ddp,
         )
-        return
-    _, history = train_lenet5(
-        data=args.data, epochs=args.epochs or 20, batch_size=args.batch_size or 64, lr=args.lr or 0.05,
-        device=args.device,
-        save=args.save, resume=args.resume, reference=args.reference, progress=not args.no_progress,
-        ddp=args.ddp,
-    )
-    import torch.distributed as dist
-
-    distributed = dist.is_available() and dist.is_initialized()
-    if history and (not distributed or dist.get_rank() == 0):
-        print(f"held-out accuracy after {history[-1]['epoch']} epochs: {history[-1]['test_accuracy']:.4f}")
-    if distributed and args.ddp:
+    else:
+        _, history = train_lenet5(
+            data=args.data, epochs=args.epochs or 20, batch_size=args.batch_size or 64, lr=args.lr or 0.05,
+            device=args.device,
+            save=args.save, resume=args.resume, reference=args.reference, progress=not args.no_progress,
+            ddp=args.ddp,
+        )
+        rank = dist.get_rank() if args.ddp else 0
+        if history and rank == 0:
+            print(f"held-out accuracy after {history[-1]['epoch']} epochs: {history[-1]['test_accuracy']:.4f}")
+    if args.ddp:
         dist.destroy_process_group()
 
 
@@ -141,7 +141,7 @@ def main(argv=None):
     train.add_argument("--reference", action="store_true", help="train the plain-PyTorch LeNet-5 instead")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--ddp", action="store_true",
-                       help="lenet5 under torchrun: DistributedDataParallel (gloo on CPU, NCCL on GPU)")
+                       help="under torchrun: DistributedDataParallel (gloo on CPU, NCCL on GPU)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="accuracy of a checkpoint on held-out digits")

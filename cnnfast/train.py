@@ -184,16 +184,25 @@ ALEXNET_CHECKPOINT_MODEL = "alexnet"
 
 
 def train_alexnet(data=None, synthetic=False, epochs=1, steps=None, batch_size=32, lr=0.01, split="none",
-                  devices=None, device="cpu", num_classes=None, save=None, seed=0, progress=True, log=print):
+                  devices=None, device="cpu", num_classes=None, save=None, seed=0, progress=True, log=print,
+                  ddp=False):
     """Trains the two-tower AlexNet on an image folder (class per
     sub-folder, the paper's augmentation) or on synthetic images: SGD with
     momentum 0.9 and weight decay 5e-4 as in the paper. `steps` caps the
-    batches per epoch. Returns the model and one dict per epoch."""
+    batches per epoch. With ddp (under torchrun), as train_lenet5: each
+    process takes its share of every epoch and DistributedDataParallel
+    averages the gradients; rank 0 logs and saves. Returns the model and
+    one dict per epoch."""
     from .data import ImageFolder, SyntheticImages
     from .models import AlexNet
 
     if (data is None) == (not synthetic):
         raise DataError("train alexnet: give an image folder (--data) or --synthetic, not both")
+    if ddp and split == "devices":
+        raise DataError("train alexnet: --ddp runs one model per process; use split none or streams with it")
+    rank, world = _start_distributed(device) if ddp else (0, 1)
+    if rank != 0:
+        progress, log, save = False, (lambda *_: None), None
     generator = torch.Generator().manual_seed(seed)
     if synthetic:
         dataset = SyntheticImages(length=(steps or 8) * batch_size, num_classes=num_classes or 1000, seed=seed)
@@ -207,14 +216,20 @@ def train_alexnet(data=None, synthetic=False, epochs=1, steps=None, batch_size=3
         device = model.devices[0]
     else:
         model = AlexNet(classes, split=split).to(device)
+    module = model  # what is saved
+    if ddp:
+        model = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=not synthetic, generator=generator)
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=not synthetic,
+                                                  seed=seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     batches = min(len(loader), steps) if steps else len(loader)
     log(f"AlexNet (two towers, split {split}): {len(dataset)} images, {classes} classes, {epochs} epochs of "
         f"{batches} batches of {batch_size}, device {device}")
     history = []
     for epoch in range(epochs):
         model.train()
+        sampler.set_epoch(epoch)
         started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
         bar = _progress(batches, f"epoch {epoch + 1}/{epochs}", progress)
         for step, (x, y) in enumerate(loader):
@@ -240,5 +255,5 @@ def train_alexnet(data=None, synthetic=False, epochs=1, steps=None, batch_size=3
             f"{record['seconds']:.1f} s")
         if save is not None:
             torch.save({"model": ALEXNET_CHECKPOINT_MODEL, "epoch": epoch + 1, "num_classes": classes,
-                        "state_dict": model.state_dict()}, save)
-    return model, history
+                        "state_dict": module.state_dict()}, save)
+    return module, history
