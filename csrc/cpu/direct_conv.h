@@ -85,6 +85,7 @@ struct ImageGroup {
   T* data;  // channels × rows × cols × kLanes, not owned
   int64_t channels = 0, rows = 0, cols = 0;
   int64_t first_row = 0, last_row = 0;  // rows outside [first_row, last_row) are padding
+  int64_t first_col = 0, last_col = 0;  // and columns outside [first_col, last_col)
   static int64_t size(int64_t c, int64_t rows, int64_t cols) { return c * rows * cols * kLanes<T>; }
   ImageGroup(T* storage, int64_t c, int64_t rows_, int64_t cols_)
       : data(storage), channels(c), rows(rows_), cols(cols_) {}
@@ -101,6 +102,8 @@ struct ImageGroup {
     const int64_t images = std::min(L, n - first), image_size = channels * h * w;
     first_row = pad_h;
     last_row = pad_h + h;
+    first_col = pad_w;
+    last_col = pad_w + w;
     if (pad_h > 0 || pad_w > 0 || rows != h || cols != w || images < L)
       std::fill(data, data + size(channels, rows, cols), T(0));
     using V = typename VectorOf<T>::type;
@@ -157,12 +160,16 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
   const int64_t r_begin = std::max<int64_t>(0, in.first_row - oh * d.stride_h);
   const int64_t r_end = std::min<int64_t>(d.r, in.last_row - oh * d.stride_h);
   for (int64_t q0 = 0; q0 < q_padded; q0 += PB) {
+    // So do filter columns that fall in the left or right padding for every
+    // pixel of the block (the padded gradient of dgrad has 4 such columns).
+    const int64_t s_begin = std::max<int64_t>(0, in.first_col - (q0 + PB - 1) * d.stride_w);
+    const int64_t s_end = std::min<int64_t>(d.s, in.last_col - q0 * d.stride_w);
     V acc[KB][PB] = {};
     for (int64_t c = 0; c < c_group; ++c)
       for (int64_t r = r_begin; r < r_end; ++r) {
         const T* row = in.at(group * c_group + c, oh * d.stride_h + r, 0);
-        const T* wv = weights + (c * d.r + r) * d.s * KB;
-        for (int64_t s = 0; s < d.s; ++s, wv += KB) {
+        const T* wv = weights + ((c * d.r + r) * d.s + s_begin) * KB;
+        for (int64_t s = s_begin; s < s_end; ++s, wv += KB) {
           V x[PB];
           for (int pb = 0; pb < PB; ++pb)
             std::memcpy(&x[pb], row + ((q0 + pb) * d.stride_w + s) * L, sizeof(V));
@@ -247,8 +254,10 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
 // costs least: padded outputs, weighted up for each extra block of output
 // channels, which streams the input window through L1 again. Measured on
 // one core for LeNet-5's conv2 (ms, forward / input gradient): 6×4
-// 2.01 / 2.06, 8×3 1.61 / 2.57, 4×5 1.63 / 3.07, 3×7 2.79 / 2.68; the
-// model picks 8×3 and 6×4.
+// 2.01 / 2.06, 8×3 1.61 / 2.57, 4×5 1.63 / 3.07, 3×7 2.79 / 2.68; and on
+// two cores, forward: 8×3 0.71–0.78, 8×2 0.59–0.66 (10 output columns need
+// no padding at 2). The model picks 8×2 for conv2 and 6×4 for conv1 and
+// conv2's input gradient.
 template <class T>
 void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
   const int64_t k_group = d.k / d.groups;
@@ -256,11 +265,13 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
     const int64_t blocks = ceil_div(k_group, kb);
     return round_up(k_group, kb) * round_up(d.q, pb) * (3 + blocks);
   };
-  const int64_t best = std::min({cost(6, 4), cost(8, 3), cost(4, 5), cost(3, 7)});
+  const int64_t best = std::min({cost(6, 4), cost(8, 3), cost(8, 2), cost(4, 5), cost(3, 7)});
   if (cost(6, 4) == best)
     direct_forward<T, 6, 4>(d, x, weight, bias, out);
   else if (cost(8, 3) == best)
     direct_forward<T, 8, 3>(d, x, weight, bias, out);
+  else if (cost(8, 2) == best)
+    direct_forward<T, 8, 2>(d, x, weight, bias, out);
   else if (cost(4, 5) == best)
     direct_forward<T, 4, 5>(d, x, weight, bias, out);
   else
