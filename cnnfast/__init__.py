@@ -11,6 +11,7 @@ from .convert import convert  # noqa: E402
 from .ops import (  # noqa: E402
     avg_pool2d,
     conv2d,
+    conv2d_avg_pool2d,
     linear,
     local_response_norm,
     max_pool2d,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "avg_pool2d",
     "conv2d",
+    "conv2d_avg_pool2d",
     "convert",
     "data",
     "info",

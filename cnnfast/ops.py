@@ -106,6 +106,28 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None)
     )
 
 
+def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None, pool=2):
+    """avg_pool2d(conv2d(x, weight, bias, stride, padding, groups, activation),
+    pool) — window and stride `pool`, no padding, floor — as one op. Where
+    the CPU's direct convolution runs (LeNet-5's layers), the result is
+    pooled before it is written, so the full-size map never reaches memory;
+    elsewhere (and on CUDA) the two ops run in turn. Backward recomputes the
+    convolution's output, so training does better with the two ops apart:
+    cnnfast.models.LeNet5 uses this op for inference only."""
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"cnnfast.conv2d_avg_pool2d: groups must be an int, got {groups!r}")
+    return _ops.conv2d_avg_pool2d(
+        x,
+        weight,
+        bias,
+        _pair(stride, "stride", "conv2d_avg_pool2d"),
+        _pair(padding, "padding", "conv2d_avg_pool2d"),
+        groups,
+        _activation(activation, "conv2d_avg_pool2d"),
+        _pair(pool, "pool", "conv2d_avg_pool2d"),
+    )
+
+
 def linear(x, weight, bias=None, activation=None):
     """F.linear followed by `activation` (None, "relu" or "tanh"): the
     convolution engine with 1×1 images and a 1×1 kernel."""
@@ -215,6 +237,13 @@ def _conv2d_fake(x, weight, bias=None, stride=(1,), padding=(0,), groups=1, acti
     out_h = _conv_output_size(x.shape[-2], weight.shape[2], padding[0], stride[0])
     out_w = _conv_output_size(x.shape[-1], weight.shape[3], padding[1], stride[1])
     return x.new_empty([*x.shape[:-3], weight.shape[0], out_h, out_w])
+
+
+@torch.library.register_fake("cnnfast::conv2d_avg_pool2d")
+def _conv2d_avg_pool2d_fake(x, weight, bias=None, stride=(1,), padding=(0,), groups=1, activation=None, pool=(2,)):
+    conv = _conv2d_fake(x, weight, bias, stride, padding, groups, activation)
+    pool = _pair(list(pool), "pool", "conv2d_avg_pool2d")
+    return x.new_empty(_pooled_shape(conv, pool, pool, 0, False)[0])
 
 
 @torch.library.register_fake("cnnfast::linear")
@@ -336,6 +365,24 @@ def _conv2d_backward(ctx, grad_output):
     return (*_gradients(mask, *grads), None, None, None, None)
 
 
+def _conv2d_avg_pool2d_setup(ctx, inputs, output):
+    # Only the inputs are kept: backward recomputes the convolution's output.
+    x, weight, bias, *arguments = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.has_bias = bias is not None
+    ctx.arguments = arguments  # stride, padding, groups, activation, pool
+
+
+def _conv2d_avg_pool2d_backward(ctx, grad_output):
+    x, weight, bias = ctx.saved_tensors
+    stride, padding, groups, activation, pool = ctx.arguments
+    output = _ops.conv2d(x, weight, bias, stride, padding, groups, activation)
+    grad = _ops._avg_pool2d_backward(grad_output, output.shape, pool, pool, [0, 0], True)
+    mask = _gradient_mask(ctx)
+    grads = _ops._conv2d_backward(grad, x, weight, output, stride, padding, groups, activation, mask)
+    return (*_gradients(mask, *grads), None, None, None, None, None)
+
+
 def _linear_setup(ctx, inputs, output):
     x, weight, bias, activation = inputs
     ctx.save_for_backward(x, weight, output)
@@ -351,6 +398,9 @@ def _linear_backward(ctx, grad_output):
 
 
 torch.library.register_autograd("cnnfast::conv2d", _conv2d_backward, setup_context=_conv2d_setup)
+torch.library.register_autograd(
+    "cnnfast::conv2d_avg_pool2d", _conv2d_avg_pool2d_backward, setup_context=_conv2d_avg_pool2d_setup
+)
 torch.library.register_autograd("cnnfast::linear", _linear_backward, setup_context=_linear_setup)
 torch.library.register_autograd("cnnfast::relu", _relu_backward, setup_context=_save_output)
 torch.library.register_autograd("cnnfast::tanh", _tanh_backward, setup_context=_save_output)

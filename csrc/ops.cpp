@@ -4,6 +4,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "composites.h"
+
 namespace cnnfast {
 namespace {
 
@@ -33,6 +35,25 @@ at::Tensor relu_lrn_max_pool2d(const at::Tensor& x, int64_t size, double alpha, 
 }
 
 }  // namespace
+
+at::Tensor conv2d_avg_pool2d_unfused(const at::Tensor& x, const at::Tensor& weight,
+                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                     at::IntArrayRef padding, int64_t groups,
+                                     std::optional<std::string_view> activation, at::IntArrayRef pool) {
+  static const auto conv2d =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnfast::conv2d", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            at::IntArrayRef, at::IntArrayRef, int64_t, std::optional<std::string_view>)>();
+  static const auto avg_pool2d =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnfast::avg_pool2d", "")
+          .typed<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, bool,
+                            bool)>();
+  const int64_t no_padding[2] = {0, 0};
+  return avg_pool2d.call(conv2d.call(x, weight, bias, stride, padding, groups, activation), pool, pool,
+                         no_padding, /*ceil_mode=*/false, /*count_include_pad=*/true);
+}
 
 TORCH_LIBRARY(cnnfast, m) {
   m.def("relu(Tensor x) -> Tensor");
@@ -71,6 +92,9 @@ TORCH_LIBRARY(cnnfast, m) {
       "_conv2d_backward(Tensor grad_output, Tensor x, Tensor weight, Tensor output, "
       "int[2] stride, int[2] padding, int groups, str? activation, bool[3] output_mask) "
       "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "conv2d_avg_pool2d(Tensor x, Tensor weight, Tensor? bias=None, int[2] stride=1, "
+      "int[2] padding=0, int groups=1, str? activation=None, int[2] pool=2) -> Tensor");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias=None, str? activation=None) -> Tensor");
   m.def(
       "_linear_backward(Tensor grad_output, Tensor x, Tensor weight, Tensor output, "
@@ -85,6 +109,11 @@ TORCH_LIBRARY(cnnfast, m) {
   m.def(
       "_relu_lrn_max_pool2d_backward(Tensor grad_output, Tensor x, Tensor offsets, int size, "
       "float alpha, float beta, float k, int[2] kernel_size, int[2] stride) -> Tensor");
+}
+
+// The CUDA path of conv2d_avg_pool2d (the CPU has its own kernel).
+TORCH_LIBRARY_IMPL(cnnfast, CompositeExplicitAutograd, m) {
+  m.impl("conv2d_avg_pool2d", &conv2d_avg_pool2d_unfused);
 }
 
 TORCH_LIBRARY_IMPL(cnnfast, CompositeImplicitAutograd, m) {

@@ -94,6 +94,51 @@ def test_conv2d_matches_torch(case, with_bias, activation, device):
     assert_matches(fn, ref, (x, weight, bias))
 
 
+# (case, pool): the direct path's in-register pooling (full and partial
+# image groups, odd maps whose last row or column no window covers,
+# rectangular windows, strided and padded convolutions) and the unfused path.
+POOL_CASES = [
+    ("direct_lenet_conv1", 2),
+    ("direct_lenet_conv2", 2),
+    ("direct_grouped_strided", (2, 3)),
+    ("direct_wide_padding", 3),
+    ("seven_by_seven", 2),
+    ("groups3_prime", (3, 2)),
+]
+CASE_BY_NAME = {case[0]: case for case in CONV_CASES}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("name,pool", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_conv2d_avg_pool2d_matches_torch(name, pool, activation, device):
+    x, weight, bias, stride, padding, groups = conv_inputs(CASE_BY_NAME[name], device, torch.float64)
+    fn = lambda x_, w_, b_: cnnfast.conv2d_avg_pool2d(x_, w_, b_, stride, padding, groups, activation, pool)  # noqa: E731
+    ref = lambda x_, w_, b_: F.avg_pool2d(reference_conv(x_, w_, b_, stride, padding, groups, activation), pool)  # noqa: E731
+    assert_matches(fn, ref, (x, weight, bias))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv2d_avg_pool2d_equals_the_two_ops(device, dtype):
+    """The fused op (LeNet-5's conv + tanh + pool, direct path) and the two
+    ops in turn agree to rounding."""
+    x, weight, bias, stride, padding, groups = conv_inputs(CASE_BY_NAME["direct_lenet_conv1"], device, dtype)
+    fused = cnnfast.conv2d_avg_pool2d(x, weight, bias, stride, padding, groups, "tanh", 2)
+    apart = cnnfast.avg_pool2d(cnnfast.conv2d(x, weight, bias, stride, padding, groups, "tanh"), 2)
+    torch.testing.assert_close(fused, apart)
+
+
+def test_conv2d_avg_pool2d_errors():
+    x, w = torch.randn(16, 1, 6, 6), torch.randn(2, 1, 3, 3)
+    with pytest.raises(RuntimeError, match="avg_pool2d"):  # a 4×4 map under a 5×5 window
+        cnnfast.conv2d_avg_pool2d(x, w, pool=5)
+    with pytest.raises(TypeError, match="pool must be an int or a pair of ints"):
+        cnnfast.conv2d_avg_pool2d(x, w, pool=(2, 2, 2))
+    with pytest.raises(RuntimeError, match="conv2d"):
+        cnnfast.conv2d_avg_pool2d(x, torch.randn(2, 3, 3, 3))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_alexnet_conv1_float32_within_1e5(device):
     """float32 against the float64 reference on AlexNet's conv1: within 1e-5
@@ -264,6 +309,8 @@ def test_gradcheck(device):
     for activation in ACTIVATIONS:
         fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, (2, 1), (1, 0), 2, activation)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (x, w, b))
+        fused = lambda x_, w_, b_: cnnfast.conv2d_avg_pool2d(x_, w_, b_, 1, 1, 2, activation, (2, 3))  # noqa: E731
+        assert torch.autograd.gradcheck(fused, (x, w, b))
     xl = torch.randn(3, 2, 5, **opts)
     wl = torch.randn(4, 5, **opts)
     bl = torch.randn(4, **opts)
@@ -286,6 +333,9 @@ def test_opcheck(device):
         (ops.conv2d, (x[0], w, b, [1, 1], [1, 1], 2, "relu")),
         (ops._conv2d_backward, (torch.randn_like(out), x, w, out, [2, 1], [1, 0], 2, "tanh", [True, True, True])),
         (ops._conv2d_backward, (torch.randn_like(out), x, w, out, [2, 1], [1, 0], 2, "tanh", [False, True, False])),
+        (ops.conv2d_avg_pool2d, (x, w, b, [1, 1], [1, 1], 2, "tanh", [2, 3])),
+        (ops.conv2d_avg_pool2d, (torch.randn(17, 2, 9, 9, **opts), torch.randn(3, 2, 3, 3, **opts), None,
+                                 [1, 1], [0, 0], 1, "relu", [2, 2])),  # the direct path
         (ops.linear, (xl, wl, None, "relu")),
         (ops._linear_backward, (torch.randn_like(out_l), xl, wl, out_l, "relu", [True, True, True])),
     ]
@@ -297,7 +347,8 @@ def test_opcheck(device):
 def test_compile_fullgraph(device):
     def net(x, w, b, wl):
         t = cnnfast.conv2d(x, w, b, 1, 1, 2, "relu")
-        return cnnfast.linear(t.flatten(1), wl, None, "tanh")
+        t = cnnfast.linear(t.flatten(1), wl, None, "tanh")
+        return t + cnnfast.conv2d_avg_pool2d(x, w, b, 1, 1, 2, "tanh", 5).flatten(1).sum(1, keepdim=True)
 
     opts = dict(dtype=torch.float64, device=device, requires_grad=True)
     args = (torch.randn(2, 4, 5, 5, **opts), torch.randn(6, 2, 3, 3, **opts), torch.randn(6, **opts), torch.randn(3, 150, **opts))

@@ -1,6 +1,7 @@
 """LeNet-5: the seed's state_dict, equal outputs and gradients, training
 that matches plain PyTorch, and the train/eval commands."""
 
+import pytest
 import torch
 
 from cnnfast import models
@@ -22,6 +23,30 @@ def test_loads_the_reference_state_dict_and_matches_it():
     reference(x).square().sum().backward()
     for (name, p), q in zip(ours.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+@pytest.mark.parametrize("batch", [5, 20])  # 20: the CPU's direct convolutions, pooled before the write
+def test_inference_fuses_each_convolution_with_its_pool(batch, monkeypatch):
+    """Without autograd each conv + tanh + pool is one op
+    (conv2d_avg_pool2d); the outputs are those of the layers one by one."""
+    from cnnfast.models import lenet
+
+    calls = []
+    fused_op = lenet.ops.conv2d_avg_pool2d
+    monkeypatch.setattr(lenet.ops, "conv2d_avg_pool2d", lambda *a: calls.append(a) or fused_op(*a))
+    torch.manual_seed(0)
+    reference = models.ReferenceLeNet5()
+    ours = models.LeNet5()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(batch, 1, 32, 32)
+    layered = ours(x)
+    with torch.no_grad():
+        fused = ours(x)
+        expected = reference(x)
+    assert layered.requires_grad and not fused.requires_grad
+    assert len(calls) == 2  # conv1 + pool1, conv2 + pool2; none with autograd
+    torch.testing.assert_close(fused, layered)
+    torch.testing.assert_close(fused, expected)
 
 
 def test_training_matches_plain_pytorch():

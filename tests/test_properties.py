@@ -170,3 +170,33 @@ def test_conv2d_matches_torch(problem):
     grad = torch.randn_like(expected)
     for g, g_ref in zip(torch.autograd.grad(ours, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
         torch.testing.assert_close(g, g_ref)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=conv_problems(), pool=st.tuples(st.integers(1, 3), st.integers(1, 3)))
+def test_conv2d_avg_pool2d_matches_torch(problem, pool):
+    """The fused conv + pool: values and gradients of torch's two ops, or an
+    error where torch raises (the kernel or the pool window too large)."""
+    p = problem
+    x = torch.randn(p["n"], p["c"], *p["size"], dtype=torch.float64, requires_grad=True)
+    w = torch.randn(p["k"], p["c"] // p["groups"], *p["kernel"], dtype=torch.float64, requires_grad=True)
+    b = torch.randn(p["k"], dtype=torch.float64, requires_grad=True) if p["bias"] else None
+
+    def theirs():
+        out = F.conv2d(x, w, b, p["stride"], p["padding"], 1, p["groups"])
+        return F.avg_pool2d({None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[p["activation"]], pool)
+
+    def ours():
+        return cnnfast.conv2d_avg_pool2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"], pool)
+
+    expected, error = outcome(theirs)
+    if error is not None:
+        with pytest.raises(RuntimeError):
+            ours()
+        return
+    out = ours()
+    torch.testing.assert_close(out, expected)
+    leaves = [t for t in (x, w, b) if t is not None]
+    grad = torch.randn_like(expected)
+    for g, g_ref in zip(torch.autograd.grad(out, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
+        torch.testing.assert_close(g, g_ref)

@@ -4,7 +4,7 @@ a 32×32 input (MNIST's 28×28 zero-padded by 2)."""
 import torch
 from torch import nn as tnn
 
-from .. import nn
+from .. import nn, ops
 
 
 class ReferenceLeNet5(tnn.Module):
@@ -29,7 +29,12 @@ class LeNet5(tnn.Module):
     """LeNet-5 on cnnfast's kernels, each convolution and hidden linear
     layer fused with its tanh. The fused-away Tanh modules stay as
     parameterless Identity placeholders, so the state_dict keys and shapes
-    are ReferenceLeNet5's: its checkpoints load unchanged."""
+    are ReferenceLeNet5's: its checkpoints load unchanged.
+
+    Without autograd (torch.no_grad, inference_mode) each convolution, its
+    tanh and the pooling after it run as one op (cnnfast.conv2d_avg_pool2d),
+    so the full-size maps are never written; with autograd the layers run
+    one by one and keep what backward needs."""
 
     def __init__(self):
         super().__init__()
@@ -44,4 +49,12 @@ class LeNet5(tnn.Module):
         )
 
     def forward(self, x):
-        return self.classifier(torch.flatten(self.features(x), 1))
+        features = self.features(x) if torch.is_grad_enabled() else self._pooled_convolutions(x)
+        return self.classifier(torch.flatten(features, 1))
+
+    def _pooled_convolutions(self, x):
+        conv1, _, pool1, conv2, _, pool2 = self.features
+        for conv, pool in ((conv1, pool1), (conv2, pool2)):
+            x = ops.conv2d_avg_pool2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.groups,
+                                      conv.activation, pool.kernel_size)
+        return x

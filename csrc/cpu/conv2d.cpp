@@ -1,5 +1,6 @@
 #include <torch/library.h>
 
+#include "../composites.h"
 #include "../emulate/emulate.h"
 #include "../kernels/conv2d.h"
 #include "../runtime.h"
@@ -69,6 +70,32 @@ at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
   return out;
 }
 
+// conv2d then avg_pool2d (window = stride = pool, no padding, floor). On
+// the direct path the result is pooled before it is written back, so the
+// full-size map never reaches memory (LeNet-5's conv + tanh + pool);
+// elsewhere, and under the CUDA emulation, the two ops run in turn.
+at::Tensor conv2d_avg_pool2d_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, int64_t groups,
+                                 std::optional<std::string_view> activation, at::IntArrayRef pool) {
+  const auto unfused = [&] {
+    return conv2d_avg_pool2d_unfused(x, weight, bias, stride, padding, groups, activation, pool);
+  };
+  if (emulating_cuda() || x.dim() != 4 || pool.size() != 2 || pool[0] < 1 || pool[1] < 1) return unfused();
+  const ConvProblem p =
+      conv2d_problem(x, weight, bias, stride, padding, groups, activation, "conv2d_avg_pool2d", false);
+  if (p.p < pool[0] || p.q < pool[1] || !cpu::direct_conv_suits(p, lanes_of(x.scalar_type()))) return unfused();
+  const at::Tensor input = x.contiguous(), filter = weight.contiguous();
+  const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor out = at::empty({p.n, p.k, p.p / pool[0], p.q / pool[1]}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d_avg_pool2d", [&] {
+    cpu::direct_conv<scalar_t>(direct_problem(p), input.const_data_ptr<scalar_t>(),
+                               filter.const_data_ptr<scalar_t>(), kernels::data_or_null<scalar_t>(shift),
+                               out.mutable_data_ptr<scalar_t>(), {pool[0], pool[1]});
+  });
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& output, at::IntArrayRef stride, at::IntArrayRef padding, int64_t groups,
@@ -113,6 +140,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
   m.impl("conv2d", &conv2d_cpu);
+  m.impl("conv2d_avg_pool2d", &conv2d_avg_pool2d_cpu);
   m.impl("_conv2d_backward", &conv2d_backward_cpu);
 }
 

@@ -206,14 +206,70 @@ std::vector<T> pack_direct_weights(const T* weight, const DirectConv& d, int64_t
   return packed;
 }
 
-// Image group by image group, each thread keeping its group's interleaved
-// input and result in L2: interleave, convolve, write back to (N, K, P, Q).
-template <class T, int KB, int PB>
-void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
+// Rows of kLanes interleaved images (`rows` rows of `cols` pixels,
+// `row_stride` pixels apart, each pixel kLanes lanes) back to planes of
+// (N, rows, cols) for images [first, first + images): blocks of kLanes
+// pixels × kLanes images transposed.
+template <class T>
+void write_back(const T* src, int64_t rows, int64_t cols, int64_t row_stride, int64_t first,
+                int64_t images, T* out) {
   using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t image_stride = rows * cols;
+  for (int64_t row = 0; row < rows; ++row) {
+    const T* from = src + row * row_stride * L;
+    T* dst = out + first * image_stride + row * cols;
+    for (int64_t x0 = 0; x0 < cols; x0 += L) {
+      const int64_t pixels = std::min(L, cols - x0);
+      V block[L] = {};
+      std::memcpy(block, from + x0 * L, pixels * sizeof(V));
+      transpose_block<T>(block);
+      for (int64_t l = 0; l < images; ++l)
+        std::memcpy(dst + l * image_stride + x0, &block[l], pixels * sizeof(T));
+    }
+  }
+}
+
+// Average pooling with windows pool.h × pool.w at stride pool (no padding,
+// floor), over interleaved planes (`planes` × p rows × q_padded pixels):
+// every lane sums its window in torch's row-major order and divides by
+// the window's size. The fused conv2d_avg_pool2d pools here, before the
+// write-back, so the full-size map never reaches memory.
+struct LanePool {
+  int64_t h = 1, w = 1;
+  bool pools() const { return h > 1 || w > 1; }
+};
+
+template <class T>
+void pool_lanes(const T* src, int64_t planes, int64_t p, int64_t q_padded, LanePool pool, T* dst) {
+  using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t p2 = p / pool.h, q2 = q_padded / pool.w;
+  const T cells = static_cast<T>(pool.h * pool.w);
+  for (int64_t plane = 0; plane < planes; ++plane)
+    for (int64_t i = 0; i < p2; ++i)
+      for (int64_t j = 0; j < q2; ++j) {
+        V sum = {};
+        for (int64_t a = 0; a < pool.h; ++a)
+          for (int64_t b = 0; b < pool.w; ++b) {
+            V v;
+            std::memcpy(&v, src + ((plane * p + i * pool.h + a) * q_padded + j * pool.w + b) * L, sizeof(V));
+            sum += v;
+          }
+        sum = sum / cells;
+        std::memcpy(dst + ((plane * p2 + i) * q2 + j) * L, &sum, sizeof(V));
+      }
+}
+
+// Image group by image group, each thread keeping its group's interleaved
+// input and result in L2: interleave, convolve, (pool,) write back to
+// (N, K, P, Q), or (N, K, P / pool.h, Q / pool.w) when pooling.
+template <class T, int KB, int PB>
+void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out, LanePool pool) {
   constexpr int64_t L = kLanes<T>;
   const int64_t k_group = d.k / d.groups, blocks = ceil_div(k_group, KB);
   const int64_t q_padded = round_up(d.q, PB);
+  const int64_t p2 = d.p / pool.h, q2 = d.q / pool.w;
   // Columns enough for the padded output row's last block of taps.
   const int64_t cols = std::max(d.w + 2 * d.pad_w, (q_padded - 1) * d.stride_w + d.s);
   const std::vector<T> packed_w = pack_direct_weights(weight, d, KB);
@@ -222,6 +278,7 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
     const int64_t rows = d.h + 2 * d.pad_h;
     ImageGroup<T> in(scratch<T>(Scratch::kImageInput, ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
     T* result = scratch<T>(Scratch::kImageResult, d.k * d.p * q_padded * L);
+    T* pooled = pool.pools() ? scratch<T>(Scratch::kImagePooled, d.k * p2 * (q_padded / pool.w) * L) : nullptr;
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
       in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w);
@@ -232,19 +289,11 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
           direct_row<T, KB, PB>(d, in, packed_w.data() + block * weights_per_block, bias, group,
                                 k0, k_end, oh, q_padded, result);
       }
-      // Back to (N, K, P, Q): blocks of kLanes pixels × kLanes images transposed.
-      const int64_t image_stride = d.k * d.p * d.q;
-      for (int64_t plane_row = 0; plane_row < d.k * d.p; ++plane_row) {
-        const T* src = result + plane_row * q_padded * L;
-        T* dst = out + first * image_stride + plane_row * d.q;
-        for (int64_t x0 = 0; x0 < d.q; x0 += L) {
-          const int64_t pixels = std::min(L, d.q - x0);
-          V block[L] = {};
-          std::memcpy(block, src + x0 * L, pixels * sizeof(V));
-          transpose_block<T>(block);
-          for (int64_t l = 0; l < images; ++l)
-            std::memcpy(dst + l * image_stride + x0, &block[l], pixels * sizeof(T));
-        }
+      if (pool.pools()) {
+        pool_lanes(result, d.k, d.p, q_padded, pool, pooled);
+        write_back(pooled, d.k * p2, q2, q_padded / pool.w, first, images, out);
+      } else {
+        write_back(result, d.k * d.p, d.q, q_padded, first, images, out);
       }
     }
   });
@@ -259,7 +308,8 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
 // no padding at 2). The model picks 8×2 for conv2 and 6×4 for conv1 and
 // conv2's input gradient.
 template <class T>
-void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out) {
+void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out,
+                 LanePool pool = {}) {
   const int64_t k_group = d.k / d.groups;
   const auto cost = [&](int64_t kb, int64_t pb) {
     const int64_t blocks = ceil_div(k_group, kb);
@@ -267,15 +317,15 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
   };
   const int64_t best = std::min({cost(6, 4), cost(8, 3), cost(8, 2), cost(4, 5), cost(3, 7)});
   if (cost(6, 4) == best)
-    direct_forward<T, 6, 4>(d, x, weight, bias, out);
+    direct_forward<T, 6, 4>(d, x, weight, bias, out, pool);
   else if (cost(8, 3) == best)
-    direct_forward<T, 8, 3>(d, x, weight, bias, out);
+    direct_forward<T, 8, 3>(d, x, weight, bias, out, pool);
   else if (cost(8, 2) == best)
-    direct_forward<T, 8, 2>(d, x, weight, bias, out);
+    direct_forward<T, 8, 2>(d, x, weight, bias, out, pool);
   else if (cost(4, 5) == best)
-    direct_forward<T, 4, 5>(d, x, weight, bias, out);
+    direct_forward<T, 4, 5>(d, x, weight, bias, out, pool);
   else
-    direct_forward<T, 3, 7>(d, x, weight, bias, out);
+    direct_forward<T, 3, 7>(d, x, weight, bias, out, pool);
 }
 
 // One image group's share of grad_w for output channels [k0, k0 + count)

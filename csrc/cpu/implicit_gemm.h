@@ -135,6 +135,7 @@ enum class Scratch : int {
   kTileC,        // a tile's C
   kImageInput,   // direct_conv.h: one image group's input (each thread)
   kImageResult,  // direct_conv.h: one image group's output (each thread)
+  kImagePooled,  // direct_conv.h: that output average-pooled (each thread)
   kImagesX,      // direct_conv.h: every image group's input (calling thread)
   kImagesGrad,   // direct_conv.h: every image group's gradient (calling thread)
   kCount
