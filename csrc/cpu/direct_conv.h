@@ -37,46 +37,6 @@ inline bool direct_conv_suits(const ConvProblem& p, int64_t lanes) {
   return p.k_group() <= kDirectMaxChannels && p.n >= lanes;
 }
 
-// The shuffle indices of transpose_block: in round r, the lanes of a pair
-// of rows (i, i + b), b = kLanes / 2^(r+1), that make the new rows.
-template <class T>
-struct TransposeMasks {
-  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef Index IndexVector __attribute__((vector_size(kVectorBytes)));
-  static constexpr int kRounds = kLanes<T> == 16 ? 4 : kLanes<T> == 8 ? 3 : kLanes<T> == 4 ? 2 : 1;
-  IndexVector low[kRounds], high[kRounds];
-  TransposeMasks() {
-    constexpr int64_t L = kLanes<T>;
-    for (int r = 0; r < kRounds; ++r) {
-      const int64_t b = L >> (r + 1);
-      for (int64_t l = 0; l < L; ++l) {
-        low[r][l] = static_cast<Index>((l & b) ? L + l - b : l);
-        high[r][l] = static_cast<Index>((l & b) ? L + l : l + b);
-      }
-    }
-  }
-};
-
-// Transposes a kLanes × kLanes block held as kLanes vectors: log2(kLanes)
-// rounds, each swapping the off-diagonal sub-blocks of a pair of rows with
-// two-vector shuffles (vpermt2ps under AVX-512). Interleaving images into
-// lanes and back is done 16 × 16 (float) at a time this way.
-template <class T>
-inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>::type* rows) {
-  using V = typename VectorOf<T>::type;
-  constexpr int64_t L = kLanes<T>;
-  static const TransposeMasks<T> masks;
-  for (int r = 0; r < TransposeMasks<T>::kRounds; ++r) {
-    const int64_t b = L >> (r + 1);
-    for (int64_t i = 0; i < L; ++i) {
-      if (i & b) continue;
-      const V a = rows[i], c = rows[i + b];
-      rows[i] = __builtin_shuffle(a, c, masks.low[r]);
-      rows[i + b] = __builtin_shuffle(a, c, masks.high[r]);
-    }
-  }
-}
-
 // An interleaved, zero-padded copy of kLanes images of an (N, C, H, W)
 // tensor: [c][rows][cols][lane], each image at (pad_h, pad_w); lanes past
 // the batch read 0.

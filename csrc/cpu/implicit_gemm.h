@@ -75,6 +75,46 @@ struct VectorOf {
   typedef T type __attribute__((vector_size(kVectorBytes), aligned(sizeof(T))));
 };
 
+// The shuffle indices of transpose_block: in round r, the lanes of a pair
+// of rows (i, i + b), b = kLanes / 2^(r+1), that make the new rows.
+template <class T>
+struct TransposeMasks {
+  using Index = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef Index IndexVector __attribute__((vector_size(kVectorBytes)));
+  static constexpr int kRounds = kLanes<T> == 16 ? 4 : kLanes<T> == 8 ? 3 : kLanes<T> == 4 ? 2 : 1;
+  IndexVector low[kRounds], high[kRounds];
+  TransposeMasks() {
+    constexpr int64_t L = kLanes<T>;
+    for (int r = 0; r < kRounds; ++r) {
+      const int64_t b = L >> (r + 1);
+      for (int64_t l = 0; l < L; ++l) {
+        low[r][l] = static_cast<Index>((l & b) ? L + l - b : l);
+        high[r][l] = static_cast<Index>((l & b) ? L + l : l + b);
+      }
+    }
+  }
+};
+
+// Transposes a kLanes × kLanes block held as kLanes vectors: log2(kLanes)
+// rounds, each swapping the off-diagonal sub-blocks of a pair of rows with
+// two-vector shuffles (vpermt2ps under AVX-512). Interleaving images into
+// lanes and back is done 16 × 16 (float) at a time this way.
+template <class T>
+inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>::type* rows) {
+  using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  static const TransposeMasks<T> masks;
+  for (int r = 0; r < TransposeMasks<T>::kRounds; ++r) {
+    const int64_t b = L >> (r + 1);
+    for (int64_t i = 0; i < L; ++i) {
+      if (i & b) continue;
+      const V a = rows[i], c = rows[i + b];
+      rows[i] = __builtin_shuffle(a, c, masks.low[r]);
+      rows[i + b] = __builtin_shuffle(a, c, masks.high[r]);
+    }
+  }
+}
+
 // c[kMR][kNR] (+)= a[depth][kMR]ᵀ · b[depth][kNR], b's rows b_stride apart.
 template <class T>
 void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, int64_t b_stride,
@@ -365,6 +405,97 @@ bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
   return false;
 }
 
+// Packing an operand whose rows (A) or columns (B) each lie contiguous
+// along the depth — linear's x and weight, a convolution's weight — is a
+// transpose: 16 × 16 float blocks in registers (AVX-512), not element-wise
+// strided copies. `lines[i]` starts line i (null: a line of zeros); block
+// row u, lane i ends up as element kk0 + u of line i.
+#if defined(__AVX512F__)
+inline void transpose_lines(const float* const* lines, int64_t kk0, int64_t depth, VectorOf<float>::type* block) {
+  using V = VectorOf<float>::type;
+  const int64_t count = std::min<int64_t>(16, depth - kk0);
+  const __mmask16 mask = static_cast<__mmask16>(count == 16 ? 0xFFFF : (1u << count) - 1u);
+  for (int i = 0; i < 16; ++i)
+    block[i] = lines[i] == nullptr ? V{} : reinterpret_cast<V>(_mm512_maskz_loadu_ps(mask, lines[i] + kk0));
+  transpose_block<float>(block);
+}
+#endif
+
+// Whether every (depth, column) element of B is src[depth offset + column
+// offset] with the depth offsets consecutive: 1×1 images, no padding, no
+// column of ones.
+template <class View>
+bool b_is_depth_contiguous(const View& view, const TileColumns& cols, const std::vector<GatherCoord>& depth_coords,
+                           int64_t depth) {
+  const GatherBounds bounds = view.b_bounds();
+  if (bounds.limit_y != 1 || bounds.limit_x != 1) return false;
+  for (int64_t kk = 0; kk < depth; ++kk) {
+    const GatherCoord& d = depth_coords[kk];
+    if (d.ones || d.y != 0 || d.x != 0 || d.offset != depth_coords[0].offset + kk) return false;
+  }
+  for (int64_t j = 0; j < cols.count; ++j) {
+    const GatherCoord& c = cols.coords[j];
+    if (c.ones || c.y != 0 || c.x != 0) return false;
+  }
+  return true;
+}
+
+template <class T, class View>
+bool pack_b_transposed(const View& view, const TileColumns& cols, const std::vector<GatherCoord>& depth_coords,
+                       int64_t depth, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t NR = kNR<float>;
+    if (!b_is_depth_contiguous(view, cols, depth_coords, depth)) return false;
+    const float* src = view.b_source() + depth_coords[0].offset;
+    for (int64_t j0 = 0; j0 < cols.count; j0 += 16) {
+      const float* lines[16];
+      for (int64_t i = 0; i < 16; ++i)
+        lines[i] = j0 + i < cols.count ? src + cols.coords[j0 + i].offset : nullptr;
+      float* strip = dst + (j0 / NR) * depth * NR + j0 % NR;
+      for (int64_t kk0 = 0; kk0 < depth; kk0 += 16) {
+        VectorOf<float>::type block[16];
+        transpose_lines(lines, kk0, depth, block);
+        for (int64_t u = 0; u < std::min<int64_t>(16, depth - kk0); ++u)
+          std::memcpy(strip + (kk0 + u) * NR, &block[u], sizeof(block[u]));
+      }
+    }
+    return true;
+  }
+#endif
+  return false;
+}
+
+// Whether A's depth offsets are consecutive over [kd0, kd0 + depth).
+template <class View>
+bool a_is_depth_contiguous(const View& view, int64_t kd0, int64_t depth) {
+  for (int64_t kk = 0; kk < depth; ++kk)
+    if (view.a_offset(kd0 + kk) != view.a_offset(kd0) + kk) return false;
+  return true;
+}
+
+template <class T, class View>
+bool pack_a_transposed(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t depth, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    static_assert(kMR <= 16, "an A strip's rows fit one transposed block");
+    if (!a_is_depth_contiguous(view, kd0, depth)) return false;
+    const float* a = view.a_rows() + m0 * view.a_row_stride() + view.a_offset(kd0);
+    const float* lines[16];
+    for (int64_t i = 0; i < 16; ++i)
+      lines[i] = i < kMR && m0 + i < rows ? a + i * view.a_row_stride() : nullptr;
+    for (int64_t kk0 = 0; kk0 < depth; kk0 += 16) {
+      VectorOf<float>::type block[16];
+      transpose_lines(lines, kk0, depth, block);
+      for (int64_t u = 0; u < std::min<int64_t>(16, depth - kk0); ++u)
+        std::memcpy(dst + (kk0 + u) * kMR, &block[u], kMR * sizeof(float));
+    }
+    return true;
+  }
+#endif
+  return false;
+}
+
 // B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth and
 // j < the tile's columns rounded up to kNR (the rest read 0). Copies along
 // whichever runs are cheaper (packing_cost): along columns (one depth row
@@ -390,6 +521,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
         *at(kk, j) = static_cast<T>(gather_value(src, bounds, depth_coords[kk], cols.coords[j]));
     return;
   }
+  if (pack_b_transposed(view, cols, depth_coords, depth, dst)) return;
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
   if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {
     if (pack_short_pixel_runs(view, cols, depth_coords, depth, dst)) return;
@@ -420,6 +552,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
 // A[m0 + i][kd0 + kk] into dst[kk][i] for i < kMR (rows past `rows` read 0).
 template <class T, class View>
 void pack_a(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t depth, T* dst) {
+  if (pack_a_transposed(view, m0, rows, kd0, depth, dst)) return;
   const T* a = view.a_rows() + m0 * view.a_row_stride();
   const int64_t stride = view.a_row_stride();
   const int64_t valid = std::min<int64_t>(kMR, rows - m0);

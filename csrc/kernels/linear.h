@@ -2,7 +2,8 @@
 // linear and its backward on the convolution engine (conv2d.h): a problem
 // of N = prod(leading dims) images of in_features channels and 1×1 pixels,
 // with a 1×1 kernel. Forward and the input gradient use linear's own views
-// (batch on the rows, csrc/common/linear.h); the weight gradient is wgrad's.
+// (batch on the rows, csrc/common/linear.h) — forward with few output
+// features the convolution's; the weight gradient is wgrad's.
 #include "../common/linear.h"
 #include "conv2d.h"
 
@@ -15,11 +16,24 @@ inline std::vector<int64_t> linear_output_size(const at::Tensor& x, const ConvPr
   return size;
 }
 
+// Below this many output features, with at least kManyRows rows, forward
+// takes the convolution's own view instead (features on the GEMM's rows,
+// the rows of x along its columns): linear's view would pad the few
+// features to a whole register block of columns (LeNet-5's fc3: 10 of 32).
+constexpr int64_t kFewFeatures = 16;
+constexpr int64_t kManyRows = 64;
+
 template <class Engine>
 at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", Engine::kHalfTypes);
+  if (p.k < kFewFeatures && p.n >= kManyRows)
+    return gemm_forward<Engine, FpropGemm>(
+        Engine(x), p, x, weight, bias, linear_output_size(x, p),
+        [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t group) {
+          return FpropGemm<decltype(tag)>{input, filter, shift, out, p, group};
+        });
   return gemm_forward<Engine, LinearFpropGemm>(
       Engine(x), p, x, weight, bias, linear_output_size(x, p),
       [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t) {
