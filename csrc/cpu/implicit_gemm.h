@@ -181,12 +181,17 @@ enum class Scratch : int {
   kCount
 };
 
+// The buffers start on a 64-byte boundary, so that vector loads of packed
+// strips and interleaved pixels never straddle two cache lines (malloc
+// gives 16).
 template <class T>
 T* scratch(Scratch slot, int64_t count) {
+  constexpr int64_t kSlack = 64 / sizeof(T);
   thread_local std::vector<T> buffers[static_cast<int>(Scratch::kCount)];
   std::vector<T>& buffer = buffers[static_cast<int>(slot)];
-  if (static_cast<int64_t>(buffer.size()) < count) buffer.resize(count);
-  return buffer.data();
+  if (static_cast<int64_t>(buffer.size()) < count + kSlack) buffer.resize(count + kSlack);
+  const auto address = reinterpret_cast<std::uintptr_t>(buffer.data());
+  return reinterpret_cast<T*>((address + 63) & ~std::uintptr_t{63});
 }
 
 // How a view's GEMM is cut into tiles.
