@@ -89,21 +89,18 @@ def _activation(value, op):
     return value
 
 
+def _conv_args(stride, padding, groups, activation, op):
+    """A convolution's (stride, padding, groups, activation), checked."""
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"cnnfast.{op}: groups must be an int, got {groups!r}")
+    return _pair(stride, "stride", op), _pair(padding, "padding", op), groups, _activation(activation, op)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None):
     """F.conv2d (dilation 1, zero padding) followed by `activation` (None,
     "relu" or "tanh"), as one implicit GEMM whose epilogue adds the bias and
     applies the activation."""
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise TypeError(f"cnnfast.conv2d: groups must be an int, got {groups!r}")
-    return _ops.conv2d(
-        x,
-        weight,
-        bias,
-        _pair(stride, "stride", "conv2d"),
-        _pair(padding, "padding", "conv2d"),
-        groups,
-        _activation(activation, "conv2d"),
-    )
+    return _ops.conv2d(x, weight, bias, *_conv_args(stride, padding, groups, activation, "conv2d"))
 
 
 def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None, pool=2):
@@ -114,17 +111,9 @@ def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activ
     elsewhere (and on CUDA) the two ops run in turn. Backward recomputes the
     convolution's output, so training does better with the two ops apart:
     cnnfast.models.LeNet5 uses this op for inference only."""
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise TypeError(f"cnnfast.conv2d_avg_pool2d: groups must be an int, got {groups!r}")
+    op = "conv2d_avg_pool2d"
     return _ops.conv2d_avg_pool2d(
-        x,
-        weight,
-        bias,
-        _pair(stride, "stride", "conv2d_avg_pool2d"),
-        _pair(padding, "padding", "conv2d_avg_pool2d"),
-        groups,
-        _activation(activation, "conv2d_avg_pool2d"),
-        _pair(pool, "pool", "conv2d_avg_pool2d"),
+        x, weight, bias, *_conv_args(stride, padding, groups, activation, op), _pair(pool, "pool", op)
     )
 
 

@@ -145,31 +145,41 @@ def conv_problems(draw):
     )
 
 
+def conv_tensors(p):
+    """x, weight and bias (or None) of a drawn problem, in float64, needing gradients."""
+    x = torch.randn(p["n"], p["c"], *p["size"], dtype=torch.float64, requires_grad=True)
+    w = torch.randn(p["k"], p["c"] // p["groups"], *p["kernel"], dtype=torch.float64, requires_grad=True)
+    b = torch.randn(p["k"], dtype=torch.float64, requires_grad=True) if p["bias"] else None
+    return x, w, b
+
+
+def torch_conv(p, x, w, b):
+    out = F.conv2d(x, w, b, p["stride"], p["padding"], 1, p["groups"])
+    return {None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[p["activation"]]
+
+
+def assert_values_and_gradients(ours, expected, inputs):
+    torch.testing.assert_close(ours, expected)
+    leaves = [t for t in inputs if t is not None]
+    grad = torch.randn_like(expected)
+    for g, g_ref in zip(torch.autograd.grad(ours, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
+        torch.testing.assert_close(g, g_ref)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=conv_problems())
 def test_conv2d_matches_torch(problem):
     """Values and all three gradients, or the same refusal as torch (a kernel
     larger than the padded input)."""
     p = problem
-    x = torch.randn(p["n"], p["c"], *p["size"], dtype=torch.float64, requires_grad=True)
-    w = torch.randn(p["k"], p["c"] // p["groups"], *p["kernel"], dtype=torch.float64, requires_grad=True)
-    b = torch.randn(p["k"], dtype=torch.float64, requires_grad=True) if p["bias"] else None
-
-    def theirs():
-        out = F.conv2d(x, w, b, p["stride"], p["padding"], 1, p["groups"])
-        return {None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[p["activation"]]
-
-    expected, error = outcome(theirs)
+    x, w, b = conv_tensors(p)
+    expected, error = outcome(lambda: torch_conv(p, x, w, b))
     if error is not None:
         with pytest.raises(RuntimeError, match="larger than the padded input"):
             cnnfast.conv2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"])
         return
     ours = cnnfast.conv2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"])
-    torch.testing.assert_close(ours, expected)
-    leaves = [t for t in (x, w, b) if t is not None]
-    grad = torch.randn_like(expected)
-    for g, g_ref in zip(torch.autograd.grad(ours, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
-        torch.testing.assert_close(g, g_ref)
+    assert_values_and_gradients(ours, expected, (x, w, b))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -178,25 +188,14 @@ def test_conv2d_avg_pool2d_matches_torch(problem, pool):
     """The fused conv + pool: values and gradients of torch's two ops, or an
     error where torch raises (the kernel or the pool window too large)."""
     p = problem
-    x = torch.randn(p["n"], p["c"], *p["size"], dtype=torch.float64, requires_grad=True)
-    w = torch.randn(p["k"], p["c"] // p["groups"], *p["kernel"], dtype=torch.float64, requires_grad=True)
-    b = torch.randn(p["k"], dtype=torch.float64, requires_grad=True) if p["bias"] else None
-
-    def theirs():
-        out = F.conv2d(x, w, b, p["stride"], p["padding"], 1, p["groups"])
-        return F.avg_pool2d({None: out, "relu": F.relu(out), "tanh": torch.tanh(out)}[p["activation"]], pool)
+    x, w, b = conv_tensors(p)
 
     def ours():
         return cnnfast.conv2d_avg_pool2d(x, w, b, p["stride"], p["padding"], p["groups"], p["activation"], pool)
 
-    expected, error = outcome(theirs)
+    expected, error = outcome(lambda: F.avg_pool2d(torch_conv(p, x, w, b), pool))
     if error is not None:
         with pytest.raises(RuntimeError):
             ours()
         return
-    out = ours()
-    torch.testing.assert_close(out, expected)
-    leaves = [t for t in (x, w, b) if t is not None]
-    grad = torch.randn_like(expected)
-    for g, g_ref in zip(torch.autograd.grad(out, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
-        torch.testing.assert_close(g, g_ref)
+    assert_values_and_gradients(ours(), expected, (x, w, b))
