@@ -29,8 +29,10 @@ bool direct_dgrad_suits(const ConvProblem& p) {
          cpu::direct_conv_suits(p, lanes_of(at::kFloat));
 }
 
-at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::Tensor& weight,
-                        at::IntArrayRef x_size) {
+// `output` (when the layer has an activation) gives the derivative that
+// multiplies the gradient as it is read.
+at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::Tensor& output,
+                        const at::Tensor& weight, at::IntArrayRef x_size) {
   const at::Tensor flipped = weight.reshape({p.groups, p.k_group(), p.c_group(), p.r, p.s})
                                  .transpose(1, 2)
                                  .flip({3, 4})
@@ -43,7 +45,8 @@ at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "conv2d_dgrad", [&] {
     cpu::direct_conv<scalar_t>(d, grad.const_data_ptr<scalar_t>(),
                                flipped.const_data_ptr<scalar_t>(), nullptr,
-                               grad_x.mutable_data_ptr<scalar_t>());
+                               grad_x.mutable_data_ptr<scalar_t>(), {},
+                               {kernels::data_or_null<scalar_t>(output), p.act});
   });
   return grad_x;
 }
@@ -110,18 +113,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
     return kernels::conv2d_backward<Engine>(grad_output, x, weight, output, stride, padding,
                                             groups, activation, output_mask);
-  // dgrad convolves grad · act'(out) formed first; wgrad forms it as it
-  // interleaves the gradient unless dgrad already has.
+  // dgrad and wgrad each multiply the gradient by act'(out) as they
+  // interleave it.
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
-  const bool dgrad_direct = output_mask[0] && direct_dgrad_suits(p);
-  at::Tensor grad = grad_output.contiguous(), saved_output;
-  if (dgrad_direct)
-    grad = kernels::backward_source(Engine(x), grad_output, output, p.act).grad;
-  else if (p.act != Activation::kNone)
-    saved_output = output.contiguous();
+  const at::Tensor grad = grad_output.contiguous();
+  const at::Tensor saved_output = p.act == Activation::kNone ? at::Tensor() : output.contiguous();
   kernels::Gradients grads = kernels::allocate_gradients(p, x, weight, output_mask);
   if (output_mask[0])
-    grads.grad_x = dgrad_direct ? direct_dgrad(p, grad, filter, x.sizes())
+    grads.grad_x = direct_dgrad_suits(p) ? direct_dgrad(p, grad, saved_output, filter, x.sizes())
                                 : std::get<0>(kernels::conv2d_backward<Engine>(
                                       grad_output, x, weight, output, stride, padding, groups,
                                       activation, {true, false, false}));

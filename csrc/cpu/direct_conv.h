@@ -9,8 +9,9 @@
 //   forward:  a register block of KB output channels × PB output pixels
 //             (24 accumulators), each tap loading PB vectors and
 //             broadcasting KB weights; bias and activation before the store.
-//   dgrad:    the forward kernel on the padded gradient with the weights
-//             transposed and flipped (stride 1 only).
+//   dgrad:    the forward kernel on the padded gradient, multiplied by the
+//             activation's derivative as it is interleaved, with the
+//             weights transposed and flipped (stride 1 only).
 //   wgrad:    per (4 output channels, input channel, filter row), 4 × 5
 //             taps accumulate over every pixel of every image group, then
 //             across lanes — always in the same order: deterministic.
@@ -53,48 +54,64 @@ struct ImageGroup {
     return data + ((c * rows + row) * cols + col) * kLanes<T>;
   }
 
-  // Images [first, first + kLanes) of src (n images of c × h × w); with
-  // `out`, src is a gradient and each element is multiplied by the
-  // activation's derivative read off out.
+  // Images [first, first + kLanes) of src (n images of c × h × w) at
+  // (pad_h, pad_w); with `out`, src is a gradient and each element is
+  // multiplied by the activation's derivative read off out. Only the
+  // padding is zeroed: the columns beside the images, and the rows above
+  // and below them when `zero_pad_rows` (direct_row never reads those).
   void load(const T* src, int64_t first, int64_t n, int64_t h, int64_t w, int64_t pad_h,
-            int64_t pad_w, const T* out = nullptr, Activation act = Activation::kNone) {
+            int64_t pad_w, const T* out = nullptr, Activation act = Activation::kNone,
+            bool zero_pad_rows = true) {
+    using V = typename VectorOf<T>::type;
     constexpr int64_t L = kLanes<T>;
     const int64_t images = std::min(L, n - first), image_size = channels * h * w;
     first_row = pad_h;
     last_row = pad_h + h;
     first_col = pad_w;
     last_col = pad_w + w;
-    if (pad_h > 0 || pad_w > 0 || rows != h || cols != w || images < L)
-      std::fill(data, data + size(channels, rows, cols), T(0));
-    using V = typename VectorOf<T>::type;
+    zero_padding(zero_pad_rows);
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t y = 0; y < h; ++y) {
         T* dst = data + ((c * rows + y + pad_h) * cols + pad_w) * L;
         const int64_t offset = ((first * channels + c) * h + y) * w;
         // Blocks of kLanes images × kLanes pixels, transposed.
         for (int64_t x0 = 0; x0 < w; x0 += L) {
-          const int64_t pixels = std::min(L, w - x0);
+          const int64_t pixels = std::min(L, w - x0), at = offset + x0;
           V block[L];
-          if (images < L || pixels < L) std::memset(block, 0, sizeof(block));
-          for (int64_t l = 0; l < images; ++l) {
-            T* row = reinterpret_cast<T*>(&block[l]);
-            const T* from = src + offset + l * image_size + x0;
-            if (out == nullptr) {
-              std::copy(from, from + pixels, row);
-              continue;
-            }
-            const T* saved = out + offset + l * image_size + x0;
-            if (act == Activation::kRelu) {
-#pragma omp simd
-              for (int64_t t = 0; t < pixels; ++t) row[t] = relu_grad(from[t], saved[t]);
-            } else {
-#pragma omp simd
-              for (int64_t t = 0; t < pixels; ++t) row[t] = tanh_grad(from[t], saved[t]);
-            }
-          }
+          for (int64_t l = 0; l < L; ++l)
+            block[l] = l >= images ? V{}
+                       : out == nullptr
+                           ? load_first(src + at + l * image_size, pixels)
+                           : times_derivative(load_first(src + at + l * image_size, pixels),
+                                              load_first(out + at + l * image_size, pixels), act);
           transpose_block<T>(block);
-          std::memcpy(dst + x0 * L, block, pixels * sizeof(V));
+          for (int64_t t = 0; t < pixels; ++t) std::memcpy(dst + (x0 + t) * L, &block[t], sizeof(V));
         }
+      }
+  }
+
+ private:
+  // relu_grad and tanh_grad (common/numeric.h), a vector at a time.
+  static typename VectorOf<T>::type times_derivative(typename VectorOf<T>::type grad,
+                                                     typename VectorOf<T>::type out, Activation act) {
+    using V = typename VectorOf<T>::type;
+    if (act == Activation::kRelu) return out <= V{} ? V{} : grad;
+    if (act == Activation::kTanh) return grad * (T(1) - out * out);
+    return grad;
+  }
+
+  void zero_padding(bool pad_rows) {
+    if (first_row == 0 && last_row == rows && first_col == 0 && last_col == cols) return;
+    const int64_t row_size = cols * kLanes<T>;
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t row = 0; row < rows; ++row) {
+        T* line = data + (c * rows + row) * row_size;
+        if (row < first_row || row >= last_row) {
+          if (pad_rows) std::fill(line, line + row_size, T(0));
+          continue;
+        }
+        std::fill(line, line + first_col * kLanes<T>, T(0));
+        std::fill(line + last_col * kLanes<T>, line + row_size, T(0));
       }
   }
 };
@@ -182,10 +199,9 @@ void write_back(const T* src, int64_t rows, int64_t cols, int64_t row_stride, in
     for (int64_t x0 = 0; x0 < cols; x0 += L) {
       const int64_t pixels = std::min(L, cols - x0);
       V block[L] = {};
-      std::memcpy(block, from + x0 * L, pixels * sizeof(V));
+      for (int64_t t = 0; t < pixels; ++t) std::memcpy(&block[t], from + (x0 + t) * L, sizeof(V));
       transpose_block<T>(block);
-      for (int64_t l = 0; l < images; ++l)
-        std::memcpy(dst + l * image_stride + x0, &block[l], pixels * sizeof(T));
+      for (int64_t l = 0; l < images; ++l) store_first(dst + l * image_stride + x0, block[l], pixels);
     }
   }
 }
@@ -221,11 +237,20 @@ void pool_lanes(const T* src, int64_t planes, int64_t p, int64_t q_padded, LaneP
       }
 }
 
+// With `out` set, the convolution's input is a gradient, multiplied by the
+// activation's derivative read off `out` as it is interleaved (dgrad).
+template <class T>
+struct Derivative {
+  const T* out = nullptr;
+  Activation act = Activation::kNone;
+};
+
 // Image group by image group, each thread keeping its group's interleaved
 // input and result in L2: interleave, convolve, (pool,) write back to
 // (N, K, P, Q), or (N, K, P / pool.h, Q / pool.w) when pooling.
 template <class T, int KB, int PB>
-void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out, LanePool pool) {
+void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out, LanePool pool,
+                    Derivative<T> x_derivative) {
   constexpr int64_t L = kLanes<T>;
   const int64_t k_group = d.k / d.groups, blocks = ceil_div(k_group, KB);
   const int64_t q_padded = round_up(d.q, PB);
@@ -241,7 +266,8 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
     T* pooled = pool.pools() ? scratch<T>(Scratch::kImagePooled, d.k * p2 * (q_padded / pool.w) * L) : nullptr;
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
-      in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w);
+      in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w, x_derivative.out, x_derivative.act,
+              /*zero_pad_rows=*/false);
       for (int64_t block = 0; block < d.groups * blocks; ++block) {
         const int64_t group = block / blocks, k0 = group * k_group + (block % blocks) * KB;
         const int64_t k_end = std::min(k0 + KB, (group + 1) * k_group);
@@ -269,7 +295,7 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
 // conv2's input gradient.
 template <class T>
 void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out,
-                 LanePool pool = {}) {
+                 LanePool pool = {}, Derivative<T> x_derivative = {}) {
   const int64_t k_group = d.k / d.groups;
   const auto cost = [&](int64_t kb, int64_t pb) {
     const int64_t blocks = ceil_div(k_group, kb);
@@ -277,15 +303,15 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
   };
   const int64_t best = std::min({cost(6, 4), cost(8, 3), cost(8, 2), cost(4, 5), cost(3, 7)});
   if (cost(6, 4) == best)
-    direct_forward<T, 6, 4>(d, x, weight, bias, out, pool);
+    direct_forward<T, 6, 4>(d, x, weight, bias, out, pool, x_derivative);
   else if (cost(8, 3) == best)
-    direct_forward<T, 8, 3>(d, x, weight, bias, out, pool);
+    direct_forward<T, 8, 3>(d, x, weight, bias, out, pool, x_derivative);
   else if (cost(8, 2) == best)
-    direct_forward<T, 8, 2>(d, x, weight, bias, out, pool);
+    direct_forward<T, 8, 2>(d, x, weight, bias, out, pool, x_derivative);
   else if (cost(4, 5) == best)
-    direct_forward<T, 4, 5>(d, x, weight, bias, out, pool);
+    direct_forward<T, 4, 5>(d, x, weight, bias, out, pool, x_derivative);
   else
-    direct_forward<T, 3, 7>(d, x, weight, bias, out, pool);
+    direct_forward<T, 3, 7>(d, x, weight, bias, out, pool, x_derivative);
 }
 
 // One image group's share of grad_w for output channels [k0, k0 + count)

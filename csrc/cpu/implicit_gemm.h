@@ -115,6 +115,38 @@ inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>:
   }
 }
 
+// The first n (<= kLanes) elements at p as a vector, the other lanes 0;
+// and the first n lanes of v stored at p. Masked moves under AVX-512: rows
+// of a few pixels would otherwise each cost a call to memcpy.
+template <class T>
+inline __attribute__((always_inline)) typename VectorOf<T>::type load_first(const T* p, int64_t n) {
+  using V = typename VectorOf<T>::type;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    return reinterpret_cast<V>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
+  if constexpr (std::is_same_v<T, double>)
+    return reinterpret_cast<V>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p));
+#endif
+  V v{};
+  std::memcpy(&v, p, n * sizeof(T));
+  return v;
+}
+
+template <class T>
+inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T>::type v, int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<__m512>(v));
+    return;
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), reinterpret_cast<__m512d>(v));
+    return;
+  }
+#endif
+  std::memcpy(p, &v, n * sizeof(T));
+}
+
 // c[kMR][kNR] (+)= a[depth][kMR]ᵀ · b[depth][kNR], b's rows b_stride apart.
 template <class T>
 void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, int64_t b_stride,
