@@ -215,6 +215,11 @@ LINEAR_CASES = [
     ("three_d", (2, 3, 17), 9),
     ("one_d", (17,), 5),
     ("batch0", (0, 7), 3),
+    # the CPU's narrow path (features fit one vector, more than 8 rows):
+    # an odd row count, rows wider than one register block, several chunks.
+    ("narrow", (37, 19), 7),
+    ("narrow_wide", (21, 300), 8),
+    ("narrow_chunks", (1100, 5), 3),
 ]
 
 
@@ -230,6 +235,27 @@ def test_linear_matches_torch(case, with_bias, activation, device):
     bias = torch.randn(out_features, generator=gen, dtype=torch.float64).to(device) if with_bias else None
     assert_matches(lambda *a: cnnfast.linear(*a, activation), lambda *a: reference_linear(*a, activation),
                    (x, weight, bias))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_linear_float32_lenet_fc3(activation, device):
+    """LeNet-5's fc3 at batch 256 in float32 (the CPU's narrow path: ten
+    features in one vector), output and gradients, as close to the float64
+    result as torch's own float32 linear is (within twice its error)."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(256, 84, generator=gen, dtype=torch.float64)
+    weight = torch.randn(10, 84, generator=gen, dtype=torch.float64) / 84**0.5
+    bias = torch.randn(10, generator=gen, dtype=torch.float64)
+    inputs32 = [t.float().to(device) for t in (x, weight, bias)]
+    reference = lambda *a: reference_linear(*a, activation)  # noqa: E731
+    ours = run_with_grads(lambda *a: cnnfast.linear(*a, activation), inputs32)
+    theirs = run_with_grads(reference, inputs32)
+    exact = run_with_grads(reference, [t.double() for t in inputs32])
+    for a, b, e in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]], [exact[0], *exact[1]]):
+        our_error = (a.double() - e.to(a.device)).abs().max().item()
+        torch_error = (b.double() - e.to(b.device)).abs().max().item()
+        assert our_error <= 2 * torch_error + 1e-6, (our_error, torch_error)
 
 
 @pytest.mark.parametrize("device", DEVICES)

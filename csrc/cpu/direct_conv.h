@@ -82,24 +82,17 @@ struct ImageGroup {
             block[l] = l >= images ? V{}
                        : out == nullptr
                            ? load_first(src + at + l * image_size, pixels)
-                           : times_derivative(load_first(src + at + l * image_size, pixels),
+                           : times_derivative<T>(load_first(src + at + l * image_size, pixels),
                                               load_first(out + at + l * image_size, pixels), act);
           transpose_block<T>(block);
-          for (int64_t t = 0; t < pixels; ++t) std::memcpy(dst + (x0 + t) * L, &block[t], sizeof(V));
+          // Vector stores (a memcpy here became one `rep movs`, reading
+          // the block back from the stack: slower than the transpose).
+          for (int64_t t = 0; t < pixels; ++t) store_first(dst + (x0 + t) * L, block[t], L);
         }
       }
   }
 
  private:
-  // relu_grad and tanh_grad (common/numeric.h), a vector at a time.
-  static typename VectorOf<T>::type times_derivative(typename VectorOf<T>::type grad,
-                                                     typename VectorOf<T>::type out, Activation act) {
-    using V = typename VectorOf<T>::type;
-    if (act == Activation::kRelu) return out <= V{} ? V{} : grad;
-    if (act == Activation::kTanh) return grad * (T(1) - out * out);
-    return grad;
-  }
-
   void zero_padding(bool pad_rows) {
     if (first_row == 0 && last_row == rows && first_col == 0 && last_col == cols) return;
     const int64_t row_size = cols * kLanes<T>;
@@ -199,7 +192,7 @@ void write_back(const T* src, int64_t rows, int64_t cols, int64_t row_stride, in
     for (int64_t x0 = 0; x0 < cols; x0 += L) {
       const int64_t pixels = std::min(L, cols - x0);
       V block[L] = {};
-      for (int64_t t = 0; t < pixels; ++t) std::memcpy(&block[t], from + (x0 + t) * L, sizeof(V));
+      for (int64_t t = 0; t < pixels; ++t) block[t] = load_first(from + (x0 + t) * L, L);
       transpose_block<T>(block);
       for (int64_t l = 0; l < images; ++l) store_first(dst + l * image_stride + x0, block[l], pixels);
     }

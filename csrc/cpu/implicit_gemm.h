@@ -147,6 +147,17 @@ inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T
   std::memcpy(p, &v, n * sizeof(T));
 }
 
+// grad · act'(out) a vector at a time: relu_grad and tanh_grad of
+// common/numeric.h.
+template <class T>
+inline typename VectorOf<T>::type times_derivative(typename VectorOf<T>::type grad,
+                                                   typename VectorOf<T>::type out, Activation act) {
+  using V = typename VectorOf<T>::type;
+  if (act == Activation::kRelu) return out <= V{} ? V{} : grad;
+  if (act == Activation::kTanh) return grad * (T(1) - out * out);
+  return grad;
+}
+
 // c[kMR][kNR] (+)= a[depth][kMR]ᵀ · b[depth][kNR], b's rows b_stride apart.
 template <class T>
 void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, int64_t b_stride,
@@ -210,6 +221,7 @@ enum class Scratch : int {
   kImagePooled,  // direct_conv.h: that output average-pooled (each thread)
   kImagesX,      // direct_conv.h: every image group's input (calling thread)
   kImagesGrad,   // direct_conv.h: every image group's gradient (calling thread)
+  kPaddedWeight, // linear.cpp: a narrow layer's weight, rows padded to whole vectors
   kCount
 };
 
