@@ -175,6 +175,22 @@ def test_conv2d_dtypes(device, dtype):
     assert_close(out.cpu(), expected, dtype)
 
 
+STRIDED_CASES = [c for c in CONV_CASES if c[0] in ("seven_by_seven", "stride3", "stride4_rect")]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", STRIDED_CASES, ids=[c[0] for c in STRIDED_CASES])
+def test_conv2d_strided_float32(case, device):
+    """Strided, padded convolutions in float32 (the CPU gathers their input
+    with masked vector gathers, edges included), against float64 on the
+    same rounded inputs."""
+    x, weight, bias, stride, padding, groups = conv_inputs(case, "cpu", torch.float64)
+    xs, ws, bs = (t.float() for t in (x, weight, bias))
+    expected = reference_conv(xs.double(), ws.double(), bs.double(), stride, padding, groups, "relu")
+    out = cnnfast.conv2d(xs.to(device), ws.to(device), bs.to(device), stride, padding, groups, "relu")
+    assert_close(out.cpu(), expected, torch.float32)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_conv2d_layouts(device):
     """Non-contiguous and channels_last inputs give the contiguous result."""

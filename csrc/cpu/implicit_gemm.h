@@ -454,6 +454,69 @@ bool pack_short_pixel_runs(const View& view, const TileColumns& cols,
   return false;
 }
 
+// A strided convolution's fprop packed along columns (AlexNet's conv1,
+// stride 4): every run is a piece of an output row whose elements lie
+// step_x apart in the source, and each 16 of them come in with one masked
+// gather, lanes outside the image masked off. Element-by-element copies
+// along the depth (the other way round) took as long as the GEMM itself.
+// Returns false, doing nothing, where the case does not apply (no
+// AVX-512, other runs, or runs too short to fill a gather).
+template <class T, class View>
+bool pack_strided_pixel_runs(const View& view, const TileColumns& cols,
+                             const std::vector<GatherCoord>& depth_coords, int64_t depth, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t L = kLanes<T>, NR = kNR<T>;
+    bool strided = false;
+    for (const GatherRun& run : cols.runs) {
+      if (run.step_offset != 0 || (run.len > 1 && run.step_x <= 1) || cols.coords[run.first].ones) return false;
+      strided = strided || run.len > 1;
+    }
+    if (!strided || static_cast<int64_t>(cols.runs.size()) * 4 > cols.count) return false;
+    const GatherBounds bounds = view.b_bounds();
+    const T* src = view.b_source();
+    const size_t runs = cols.runs.size();
+    std::vector<int64_t> target(runs), base(runs);
+    std::vector<uint32_t> full(runs);
+    std::vector<__m512i> index(runs);
+    for (size_t i = 0; i < runs; ++i) {
+      const GatherRun& run = cols.runs[i];  // never crosses a strip: len <= NR
+      target[i] = (run.first / NR) * depth * NR + run.first % NR;
+      base[i] = run.offset + run.y * bounds.pitch + run.x;
+      full[i] = lane_range(0, run.len);
+      index[i] = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32(static_cast<int32_t>(run.step_x)));
+    }
+    for (int64_t kk = 0; kk < depth; ++kk) {
+      const GatherCoord& d = depth_coords[kk];
+      const T* from = src + d.offset + d.y * bounds.pitch + d.x;
+      T* out = dst + kk * NR;
+      for (size_t i = 0; i < runs; ++i) {
+        const GatherRun& run = cols.runs[i];
+        const int64_t y = d.y + run.y, x0 = d.x + run.x, step = std::max<int64_t>(run.step_x, 1);
+        // Lanes t with 0 <= x0 + t * step < limit_x, on a row inside the image.
+        uint32_t load = 0;
+        if (y >= 0 && y < bounds.limit_y && x0 < bounds.limit_x) {
+          const int64_t lo = x0 >= 0 ? 0 : ceil_div(-x0, step);
+          load = full[i] & lane_range(lo, ceil_div(bounds.limit_x - x0, step));
+        }
+        const __m512 low = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(load),
+                                                    index[i], from + base[i], sizeof(T));
+        _mm512_mask_storeu_ps(out + target[i], static_cast<__mmask16>(full[i]), low);
+        if (full[i] >> L) {
+          const __m512 high = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(load >> L),
+                                                       index[i], from + base[i] + L * step, sizeof(T));
+          _mm512_mask_storeu_ps(out + target[i] + L, static_cast<__mmask16>(full[i] >> L), high);
+        }
+      }
+    }
+    return true;
+  }
+#endif
+  (void)view, (void)cols, (void)depth_coords, (void)depth, (void)dst;
+  return false;
+}
+
 // Packing an operand whose rows (A) or columns (B) each lie contiguous
 // along the depth — linear's x and weight, a convolution's weight — is a
 // transpose: 16 × 16 float blocks in registers (AVX-512), not element-wise
@@ -571,6 +634,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
     return;
   }
   if (pack_b_transposed(view, cols, depth_coords, depth, dst)) return;
+  if (pack_strided_pixel_runs(view, cols, depth_coords, depth, dst)) return;
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
   if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {
     if (pack_short_pixel_runs(view, cols, depth_coords, depth, dst)) return;
