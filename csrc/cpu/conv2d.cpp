@@ -29,10 +29,11 @@ bool direct_dgrad_suits(const ConvProblem& p) {
          cpu::direct_conv_suits(p, lanes_of(at::kFloat));
 }
 
-// `output` (when the layer has an activation) gives the derivative that
-// multiplies the gradient as it is read.
-at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::Tensor& output,
-                        const at::Tensor& weight, at::IntArrayRef x_size) {
+// grad_x from the interleaved gradient (cpu::interleave_gradient): the
+// forward convolution of the gradient padded by (R-1-pad) with the weights
+// transposed per group and flipped.
+template <class T>
+void direct_dgrad(const ConvProblem& p, const T* grad_groups, const at::Tensor& weight, at::Tensor& grad_x) {
   const at::Tensor flipped = weight.reshape({p.groups, p.k_group(), p.c_group(), p.r, p.s})
                                  .transpose(1, 2)
                                  .flip({3, 4})
@@ -41,14 +42,8 @@ at::Tensor direct_dgrad(const ConvProblem& p, const at::Tensor& grad, const at::
   const cpu::DirectConv d{p.n, p.k, p.p, p.q, p.c, p.r, p.s, p.h, p.w,
                           p.r - 1 - p.pad_h, p.s - 1 - p.pad_w, 1, 1, p.groups,
                           Activation::kNone};
-  at::Tensor grad_x = at::empty(x_size, grad.options());
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "conv2d_dgrad", [&] {
-    cpu::direct_conv<scalar_t>(d, grad.const_data_ptr<scalar_t>(),
-                               flipped.const_data_ptr<scalar_t>(), nullptr,
-                               grad_x.mutable_data_ptr<scalar_t>(), {},
-                               {kernels::data_or_null<scalar_t>(output), p.act});
-  });
-  return grad_x;
+  cpu::direct_conv<T>(d, grad_groups, flipped.const_data_ptr<T>(), nullptr, grad_x.mutable_data_ptr<T>(), {},
+                      /*x_interleaved=*/true);
 }
 
 at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
@@ -113,25 +108,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
   if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
     return kernels::conv2d_backward<Engine>(grad_output, x, weight, output, stride, padding,
                                             groups, activation, output_mask);
-  // dgrad and wgrad each multiply the gradient by act'(out) as they
-  // interleave it.
+  // The gradient times act'(out) is interleaved once, for dgrad and wgrad.
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   const at::Tensor grad = grad_output.contiguous();
   const at::Tensor saved_output = p.act == Activation::kNone ? at::Tensor() : output.contiguous();
   kernels::Gradients grads = kernels::allocate_gradients(p, x, weight, output_mask);
-  if (output_mask[0])
-    grads.grad_x = direct_dgrad_suits(p) ? direct_dgrad(p, grad, saved_output, filter, x.sizes())
-                                : std::get<0>(kernels::conv2d_backward<Engine>(
-                                      grad_output, x, weight, output, stride, padding, groups,
-                                      activation, {true, false, false}));
-  if (output_mask[1] || output_mask[2])
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d_wgrad", [&] {
-      cpu::direct_wgrad<scalar_t>(
-          direct_problem(p), grad.const_data_ptr<scalar_t>(),
-          kernels::data_or_null<scalar_t>(saved_output), input.const_data_ptr<scalar_t>(),
-          output_mask[1] ? grads.grad_w.mutable_data_ptr<scalar_t>() : nullptr,
-          output_mask[2] ? grads.grad_b.mutable_data_ptr<scalar_t>() : nullptr);
-    });
+  const bool dgrad_direct = output_mask[0] && direct_dgrad_suits(p);
+  if (output_mask[0] && !dgrad_direct)
+    grads.grad_x = std::get<0>(kernels::conv2d_backward<Engine>(grad_output, x, weight, output, stride, padding,
+                                                                groups, activation, {true, false, false}));
+  if (!dgrad_direct && !output_mask[1] && !output_mask[2]) return {grads.grad_x, grads.grad_w, grads.grad_b};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv2d_backward", [&] {
+    const cpu::DirectConv d = direct_problem(p);
+    const scalar_t* grad_groups = cpu::interleave_gradient(d, grad.const_data_ptr<scalar_t>(),
+                                                           kernels::data_or_null<scalar_t>(saved_output));
+    if (dgrad_direct) direct_dgrad(p, grad_groups, filter, grads.grad_x);
+    if (output_mask[1] || output_mask[2])
+      cpu::direct_wgrad(d, grad_groups, input.const_data_ptr<scalar_t>(),
+                        output_mask[1] ? grads.grad_w.mutable_data_ptr<scalar_t>() : nullptr,
+                        output_mask[2] ? grads.grad_b.mutable_data_ptr<scalar_t>() : nullptr);
+  });
   return {grads.grad_x, grads.grad_w, grads.grad_b};
 }
 

@@ -92,6 +92,22 @@ struct ImageGroup {
       }
   }
 
+  // One image group already interleaved (c × h × w × kLanes, unpadded),
+  // placed at (pad_h, pad_w); the padding rows are left as they are
+  // (direct_row never reads them).
+  void copy_from(const T* group, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w) {
+    first_row = pad_h;
+    last_row = pad_h + h;
+    first_col = pad_w;
+    last_col = pad_w + w;
+    zero_padding(false);
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t y = 0; y < h; ++y) {
+        const T* from = group + (c * h + y) * w * kLanes<T>;
+        std::copy(from, from + w * kLanes<T>, data + ((c * rows + y + pad_h) * cols + pad_w) * kLanes<T>);
+      }
+  }
+
  private:
   void zero_padding(bool pad_rows) {
     if (first_row == 0 && last_row == rows && first_col == 0 && last_col == cols) return;
@@ -230,20 +246,12 @@ void pool_lanes(const T* src, int64_t planes, int64_t p, int64_t q_padded, LaneP
       }
 }
 
-// With `out` set, the convolution's input is a gradient, multiplied by the
-// activation's derivative read off `out` as it is interleaved (dgrad).
-template <class T>
-struct Derivative {
-  const T* out = nullptr;
-  Activation act = Activation::kNone;
-};
-
 // Image group by image group, each thread keeping its group's interleaved
 // input and result in L2: interleave, convolve, (pool,) write back to
 // (N, K, P, Q), or (N, K, P / pool.h, Q / pool.w) when pooling.
 template <class T, int KB, int PB>
 void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out, LanePool pool,
-                    Derivative<T> x_derivative) {
+                    bool x_interleaved) {
   constexpr int64_t L = kLanes<T>;
   const int64_t k_group = d.k / d.groups, blocks = ceil_div(k_group, KB);
   const int64_t q_padded = round_up(d.q, PB);
@@ -259,8 +267,10 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
     T* pooled = pool.pools() ? scratch<T>(Scratch::kImagePooled, d.k * p2 * (q_padded / pool.w) * L) : nullptr;
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
-      in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w, x_derivative.out, x_derivative.act,
-              /*zero_pad_rows=*/false);
+      if (x_interleaved)
+        in.copy_from(x + image_group * ImageGroup<T>::size(d.c, d.h, d.w), d.h, d.w, d.pad_h, d.pad_w);
+      else
+        in.load(x, first, d.n, d.h, d.w, d.pad_h, d.pad_w, nullptr, Activation::kNone, /*zero_pad_rows=*/false);
       for (int64_t block = 0; block < d.groups * blocks; ++block) {
         const int64_t group = block / blocks, k0 = group * k_group + (block % blocks) * KB;
         const int64_t k_end = std::min(k0 + KB, (group + 1) * k_group);
@@ -288,7 +298,7 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
 // conv2's input gradient.
 template <class T>
 void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias, T* out,
-                 LanePool pool = {}, Derivative<T> x_derivative = {}) {
+                 LanePool pool = {}, bool x_interleaved = false) {
   const int64_t k_group = d.k / d.groups;
   const auto cost = [&](int64_t kb, int64_t pb) {
     const int64_t blocks = ceil_div(k_group, kb);
@@ -296,15 +306,15 @@ void direct_conv(const DirectConv& d, const T* x, const T* weight, const T* bias
   };
   const int64_t best = std::min({cost(6, 4), cost(8, 3), cost(8, 2), cost(4, 5), cost(3, 7)});
   if (cost(6, 4) == best)
-    direct_forward<T, 6, 4>(d, x, weight, bias, out, pool, x_derivative);
+    direct_forward<T, 6, 4>(d, x, weight, bias, out, pool, x_interleaved);
   else if (cost(8, 3) == best)
-    direct_forward<T, 8, 3>(d, x, weight, bias, out, pool, x_derivative);
+    direct_forward<T, 8, 3>(d, x, weight, bias, out, pool, x_interleaved);
   else if (cost(8, 2) == best)
-    direct_forward<T, 8, 2>(d, x, weight, bias, out, pool, x_derivative);
+    direct_forward<T, 8, 2>(d, x, weight, bias, out, pool, x_interleaved);
   else if (cost(4, 5) == best)
-    direct_forward<T, 4, 5>(d, x, weight, bias, out, pool, x_derivative);
+    direct_forward<T, 4, 5>(d, x, weight, bias, out, pool, x_interleaved);
   else
-    direct_forward<T, 3, 7>(d, x, weight, bias, out, pool, x_derivative);
+    direct_forward<T, 3, 7>(d, x, weight, bias, out, pool, x_interleaved);
 }
 
 // One image group's share of grad_w for output channels [k0, k0 + count)
@@ -342,12 +352,26 @@ void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const Imag
   std::memcpy(sums, acc, sizeof(acc));
 }
 
-// grad_w[k, c, r, s] and grad_b[k] (either may be null) from the gradient
-// (N, K, P, Q) and the input; with `out`, the gradient is multiplied by the
-// activation's derivative (d.act) as it is interleaved.
+// Every image group of the gradient (N, K, P, Q), multiplied by the
+// activation's derivative read off `out` (when set), interleaved: groups
+// of K × P × Q × kLanes one after the other, in the calling thread's
+// scratch. dgrad (direct_conv with x_interleaved) and wgrad both read it,
+// so the gradient and the output are read and transposed once.
 template <class T>
-void direct_wgrad(const DirectConv& d, const T* grad, const T* out, const T* x, T* grad_w,
-                  T* grad_b) {
+const T* interleave_gradient(const DirectConv& d, const T* grad, const T* out) {
+  const int64_t image_groups = ceil_div(d.n, kLanes<T>), size = ImageGroup<T>::size(d.k, d.p, d.q);
+  T* groups = scratch<T>(Scratch::kImagesGrad, image_groups * size);
+  at::parallel_for(0, image_groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      ImageGroup<T>(groups + i * size, d.k, d.p, d.q).load(grad, i * kLanes<T>, d.n, d.p, d.q, 0, 0, out, d.act);
+  });
+  return groups;
+}
+
+// grad_w[k, c, r, s] and grad_b[k] (either may be null) from the
+// interleaved gradient (interleave_gradient) and the input.
+template <class T>
+void direct_wgrad(const DirectConv& d, const T* grad_groups, const T* x, T* grad_w, T* grad_b) {
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   constexpr int KB = 4, SB = 5;  // 20 accumulators; 9 loads per 20 FMAs
@@ -357,17 +381,13 @@ void direct_wgrad(const DirectConv& d, const T* grad, const T* out, const T* x, 
   const int64_t x_size = ImageGroup<T>::size(d.c, rows, cols);
   const int64_t g_size = ImageGroup<T>::size(d.k, d.p, d.q);
   T* x_groups = scratch<T>(Scratch::kImagesX, image_groups * x_size);
-  T* g_groups = scratch<T>(Scratch::kImagesGrad, image_groups * g_size);
   std::vector<ImageGroup<T>> in, g;
   for (int64_t i = 0; i < image_groups; ++i) {
     in.emplace_back(x_groups + i * x_size, d.c, rows, cols);
-    g.emplace_back(g_groups + i * g_size, d.k, d.p, d.q);
+    g.emplace_back(const_cast<T*>(grad_groups) + i * g_size, d.k, d.p, d.q);  // read only
   }
   at::parallel_for(0, image_groups, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      in[i].load(x, i * L, d.n, d.h, d.w, d.pad_h, d.pad_w);
-      g[i].load(grad, i * L, d.n, d.p, d.q, 0, 0, out, d.act);
-    }
+    for (int64_t i = begin; i < end; ++i) in[i].load(x, i * L, d.n, d.h, d.w, d.pad_h, d.pad_w);
   });
   // Units: (group, block of KB output channels, input channel, filter row, block of SB taps).
   const int64_t k_blocks = ceil_div(k_group, KB), s_blocks = ceil_div(d.s, SB);
