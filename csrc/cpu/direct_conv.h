@@ -9,9 +9,10 @@
 //   forward:  a register block of KB output channels × PB output pixels
 //             (24 accumulators), each tap loading PB vectors and
 //             broadcasting KB weights; bias and activation before the store.
-//   dgrad:    the forward kernel on the padded gradient, multiplied by the
-//             activation's derivative as it is interleaved, with the
-//             weights transposed and flipped (stride 1 only).
+//   dgrad:    the forward kernel on the padded gradient with the weights
+//             transposed and flipped (stride 1 only); the gradient, times
+//             the activation's derivative, is interleaved once for dgrad
+//             and wgrad (interleave_gradient).
 //   wgrad:    per (4 output channels, input channel, filter row), 4 × 5
 //             taps accumulate over every pixel of every image group, then
 //             across lanes — always in the same order: deterministic.

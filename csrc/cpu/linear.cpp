@@ -71,8 +71,8 @@ void linear_dot(const T* x, const T* w, const T* bias, T* out, const ConvProblem
 // input element against the transposed weight, kNarrowRows rows at a
 // time; backward reads each gradient row once for all three gradients.
 // The engine would pad the features to a register block of 32 and spend
-// longer setting up its tiles than on the arithmetic (fc3 forward: 15 µs
-// there, about 5 here).
+// longer setting up its tiles than on the arithmetic (fc3 at batch 256,
+// per call with dispatch: forward 15.6 µs there, 11 here; backward 30, 17).
 constexpr int64_t kNarrowRows = 8;     // rows per register block
 constexpr int64_t kNarrowChunk = 512;  // rows per task; fixed, so sums do not depend on threads
 
