@@ -66,11 +66,7 @@ struct ImageGroup {
     using V = typename VectorOf<T>::type;
     constexpr int64_t L = kLanes<T>;
     const int64_t images = std::min(L, n - first), image_size = channels * h * w;
-    first_row = pad_h;
-    last_row = pad_h + h;
-    first_col = pad_w;
-    last_col = pad_w + w;
-    zero_padding(zero_pad_rows);
+    place(h, w, pad_h, pad_w, zero_pad_rows);
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t y = 0; y < h; ++y) {
         T* dst = data + ((c * rows + y + pad_h) * cols + pad_w) * L;
@@ -97,11 +93,7 @@ struct ImageGroup {
   // placed at (pad_h, pad_w); the padding rows are left as they are
   // (direct_row never reads them).
   void copy_from(const T* group, int64_t h, int64_t w, int64_t pad_h, int64_t pad_w) {
-    first_row = pad_h;
-    last_row = pad_h + h;
-    first_col = pad_w;
-    last_col = pad_w + w;
-    zero_padding(false);
+    place(h, w, pad_h, pad_w, false);
     for (int64_t c = 0; c < channels; ++c)
       for (int64_t y = 0; y < h; ++y) {
         const T* from = group + (c * h + y) * w * kLanes<T>;
@@ -110,6 +102,15 @@ struct ImageGroup {
   }
 
  private:
+  // Images of h × w at (pad_h, pad_w): the bounds set, the padding zeroed.
+  void place(int64_t h, int64_t w, int64_t pad_h, int64_t pad_w, bool zero_pad_rows) {
+    first_row = pad_h;
+    last_row = pad_h + h;
+    first_col = pad_w;
+    last_col = pad_w + w;
+    zero_padding(zero_pad_rows);
+  }
+
   void zero_padding(bool pad_rows) {
     if (first_row == 0 && last_row == rows && first_col == 0 && last_col == cols) return;
     const int64_t row_size = cols * kLanes<T>;
