@@ -76,9 +76,9 @@ void linear_dot(const T* x, const T* w, const T* bias, T* out, const ConvProblem
 constexpr int64_t kNarrowRows = 8;     // rows per register block
 constexpr int64_t kNarrowChunk = 512;  // rows per task; fixed, so sums do not depend on threads
 
-template <class T>
-bool narrow_suits(const ConvProblem& p) {
-  return p.k <= cpu::kLanes<T> && p.n > kDotRows;
+bool narrow_suits(const ConvProblem& p, at::ScalarType dtype) {
+  const int64_t lanes = dtype == at::kDouble ? cpu::kLanes<double> : cpu::kLanes<float>;
+  return p.k <= lanes && p.n > kDotRows;
 }
 
 // The weight (features × in) as [in][kLanes], zero past the features.
@@ -245,7 +245,7 @@ at::Tensor linear_cpu(const at::Tensor& x, const at::Tensor& weight,
                       std::optional<std::string_view> activation) {
   if (emulating_cuda()) return emulate::linear_forward(x, weight, bias, activation);
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", false);
-  const bool narrow = x.scalar_type() == at::kFloat ? narrow_suits<float>(p) : narrow_suits<double>(p);
+  const bool narrow = narrow_suits(p, x.scalar_type());
   if (p.n == 0 || (p.n > kDotRows && !narrow))
     return kernels::linear_forward<cpu::CpuGemmEngine>(x, weight, bias, activation);
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
@@ -267,7 +267,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_cpu(
     return emulate::linear_backward(grad_output, x, weight, output, activation, output_mask);
   const char* op = "_linear_backward";
   const ConvProblem p = linear_problem(x, weight, std::nullopt, activation, op, false);
-  const bool narrow = x.scalar_type() == at::kFloat ? narrow_suits<float>(p) : narrow_suits<double>(p);
+  const bool narrow = narrow_suits(p, x.scalar_type());
   if (!narrow)
     return kernels::linear_backward<cpu::CpuGemmEngine>(grad_output, x, weight, output, activation,
                                                         output_mask);
