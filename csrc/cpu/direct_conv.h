@@ -143,7 +143,6 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   const int64_t c_group = d.c / d.groups;
-  T lanes[L];
   // Filter rows that fall in the top or bottom padding add nothing.
   const int64_t r_begin = std::max<int64_t>(0, in.first_row - oh * d.stride_h);
   const int64_t r_end = std::min<int64_t>(d.r, in.last_row - oh * d.stride_h);
@@ -167,11 +166,8 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
       }
     for (int64_t k = k0; k < k_end; ++k)
       for (int pb = 0; pb < PB; ++pb) {
-        std::memcpy(lanes, &acc[k - k0][pb], sizeof(V));
-        const T shift = bias == nullptr ? T(0) : bias[k];
-        for (int64_t l = 0; l < L; ++l) lanes[l] += shift;
-        activate_row(lanes, L, d.act);
-        std::memcpy(dst + ((k * d.p + oh) * q_padded + q0 + pb) * L, lanes, sizeof(lanes));
+        const V v = activate_lanes<T>(acc[k - k0][pb] + (bias == nullptr ? T(0) : bias[k]), d.act);
+        std::memcpy(dst + ((k * d.p + oh) * q_padded + q0 + pb) * L, &v, sizeof(V));
       }
   }
 }

@@ -6,7 +6,11 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "../common/checks.h"
+#include "vec_math.h"
 
 namespace cnnfast {
 namespace cpu {
@@ -14,11 +18,27 @@ namespace cpu {
 // Elements per task: enough to hide the cost of waking a thread.
 constexpr int64_t kElementwiseGrain = 32768;
 
-// dst[i] = f(a[i]) over [begin, end), vectorized.
+// dst[i] = f(a[i]) over [begin, end), f taking and giving a vector of
+// lanes; two vectors a step, for the out-of-order core to overlap their
+// arithmetic, and a masked vector for the tail.
 template <class T, class F>
-void map1(const T* __restrict a, T* __restrict dst, int64_t begin, int64_t end, const F& f) {
-#pragma omp simd
-  for (int64_t i = begin; i < end; ++i) dst[i] = f(a[i]);
+void map_lanes(const T* __restrict a, T* __restrict dst, int64_t begin, int64_t end, const F& f) {
+  using V = typename VectorOf<T>::type;
+  constexpr int64_t L = kLanes<T>;
+  int64_t i = begin;
+  for (; i + 2 * L <= end; i += 2 * L) {
+    V first, second;
+    std::memcpy(&first, a + i, sizeof(V));
+    std::memcpy(&second, a + i + L, sizeof(V));
+    first = f(first);
+    second = f(second);
+    std::memcpy(dst + i, &first, sizeof(V));
+    std::memcpy(dst + i + L, &second, sizeof(V));
+  }
+  for (; i < end; i += L) {
+    const int64_t count = std::min(L, end - i);
+    store_first(dst + i, f(load_first(a + i, count)), count);
+  }
 }
 
 // dst[i] = f(a[i], b[i]) over [begin, end), vectorized.
@@ -29,7 +49,7 @@ void map2(const T* __restrict a, const T* __restrict b, T* __restrict dst, int64
   for (int64_t i = begin; i < end; ++i) dst[i] = f(a[i], b[i]);
 }
 
-// out[i] = f(x[i]); f is a generic lambda instantiated for float and double.
+// out = f(x), f a generic lambda over vectors of float and of double.
 template <class F>
 at::Tensor unary_map(const at::Tensor& x, const char* op, const F& f) {
   check_dtype(x, op, "x", /*allow_16bit=*/false);
@@ -39,7 +59,7 @@ at::Tensor unary_map(const at::Tensor& x, const char* op, const F& f) {
     const scalar_t* in = input.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, input.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
-      map1(in, dst, begin, end, f);
+      map_lanes(in, dst, begin, end, f);
     });
   });
   return out;

@@ -45,20 +45,9 @@
 namespace cnnfast {
 namespace cpu {
 
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-constexpr int kMR = 12;
-#elif defined(__AVX2__)
-constexpr int kVectorBytes = 32;
-constexpr int kMR = 6;
-#else
-constexpr int kVectorBytes = 16;
-constexpr int kMR = 6;
-#endif
+constexpr int kMR = kVectorBytes == 64 ? 12 : 6;  // rows of the register block
 constexpr int kNV = 2;  // vectors per row of the register block
 
-template <class T>
-constexpr int64_t kLanes = kVectorBytes / sizeof(T);
 template <class T>
 constexpr int64_t kNR = kNV * kLanes<T>;
 
@@ -69,11 +58,6 @@ constexpr int64_t kDepthBlock = 256;
 // and the tile of C (at most 384 × 384 floats) stay in L2.
 constexpr int64_t kMaxTileCols = 384;
 constexpr int64_t kMaxTileRows = 384;
-
-template <class T>
-struct VectorOf {
-  typedef T type __attribute__((vector_size(kVectorBytes), aligned(sizeof(T))));
-};
 
 // The shuffle indices of transpose_block: in round r, the lanes of a pair
 // of rows (i, i + b), b = kLanes / 2^(r+1), that make the new rows.
@@ -113,38 +97,6 @@ inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>:
       rows[i + b] = __builtin_shuffle(a, c, masks.high[r]);
     }
   }
-}
-
-// The first n (<= kLanes) elements at p as a vector, the other lanes 0;
-// and the first n lanes of v stored at p. Masked moves under AVX-512: rows
-// of a few pixels would otherwise each cost a call to memcpy.
-template <class T>
-inline __attribute__((always_inline)) typename VectorOf<T>::type load_first(const T* p, int64_t n) {
-  using V = typename VectorOf<T>::type;
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>)
-    return reinterpret_cast<V>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
-  if constexpr (std::is_same_v<T, double>)
-    return reinterpret_cast<V>(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p));
-#endif
-  V v{};
-  std::memcpy(&v, p, n * sizeof(T));
-  return v;
-}
-
-template <class T>
-inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T>::type v, int64_t n) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<__m512>(v));
-    return;
-  }
-  if constexpr (std::is_same_v<T, double>) {
-    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), reinterpret_cast<__m512d>(v));
-    return;
-  }
-#endif
-  std::memcpy(p, &v, n * sizeof(T));
 }
 
 // grad · act'(out) a vector at a time: relu_grad and tanh_grad of
@@ -190,19 +142,22 @@ void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, in
     for (int j = 0; j < kNV; ++j) std::memcpy(c + i * kNR<T> + j * L, &acc[i][j], sizeof(V));
 }
 
-// The activation over a row of the finished tile (tanh vectorized for float).
+// The activation of each lane.
+template <class T>
+inline __attribute__((always_inline)) typename VectorOf<T>::type activate_lanes(typename VectorOf<T>::type v,
+                                                                                Activation act) {
+  if (act == Activation::kRelu) return relu_lanes(v);
+  if (act == Activation::kTanh) return tanh_lanes(v);
+  return v;
+}
+
+// The activation over a row of n values, a vector at a time.
 template <class T>
 void activate_row(T* v, int64_t n, Activation act) {
-  if (act == Activation::kRelu) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] = relu_value(v[i]);
-  } else if (act == Activation::kTanh) {
-    if constexpr (std::is_same_v<T, float>) {
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) v[i] = tanh_f32(v[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) v[i] = std::tanh(v[i]);
-    }
+  if (act == Activation::kNone) return;
+  for (int64_t i = 0; i < n; i += kLanes<T>) {
+    const int64_t count = std::min(kLanes<T>, n - i);
+    store_first(v + i, activate_lanes<T>(load_first(v + i, count), act), count);
   }
 }
 

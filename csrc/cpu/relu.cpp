@@ -4,13 +4,14 @@
 #include "../emulate/emulate.h"
 #include "../runtime.h"
 #include "elementwise.h"
+#include "vec_math.h"
 
 namespace cnnfast {
 namespace {
 
 at::Tensor relu_cpu(const at::Tensor& x) {
   if (emulating_cuda()) return emulate::relu(x);
-  return cpu::unary_map(x, "relu", [](auto v) { return relu_value(v); });
+  return cpu::unary_map(x, "relu", [](auto v) { return cpu::relu_lanes(v); });
 }
 
 at::Tensor relu_backward_cpu(const at::Tensor& grad_output, const at::Tensor& output) {

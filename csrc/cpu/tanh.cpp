@@ -1,7 +1,5 @@
 #include <torch/library.h>
 
-#include <cmath>
-
 #include "../common/numeric.h"
 #include "../emulate/emulate.h"
 #include "../runtime.h"
@@ -11,13 +9,9 @@
 namespace cnnfast {
 namespace {
 
-// float takes the vectorizable tanh; double keeps libm's.
-inline float tanh_cpu_value(float v) { return cpu::tanh_f32(v); }
-inline double tanh_cpu_value(double v) { return std::tanh(v); }
-
 at::Tensor tanh_cpu(const at::Tensor& x) {
   if (emulating_cuda()) return emulate::tanh(x);
-  return cpu::unary_map(x, "tanh", [](auto v) { return tanh_cpu_value(v); });
+  return cpu::unary_map(x, "tanh", [](auto v) { return cpu::tanh_lanes(v); });
 }
 
 at::Tensor tanh_backward_cpu(const at::Tensor& grad_output, const at::Tensor& output) {
