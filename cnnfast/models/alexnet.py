@@ -144,13 +144,17 @@ class AlexNet(tnn.Module):
         """The paper's initialisation (see ReferenceAlexNet.reset_parameters)."""
         _paper_initialisation(self)
 
-    def _half(self, layer, tower):
-        """Tower `tower`'s share of a layer's outputs: (weight, bias)."""
+    def _halves(self, layer):
+        """Each tower's share of a layer's outputs, [(weight, bias)] * 2. The
+        whole parameters are split once for both towers: backward then joins
+        the halves' gradients with one copy, where slicing each half out on
+        its own would cost a zero-filled whole-layer gradient per half and
+        their sum (fc6's weight is 151 MB)."""
         if isinstance(layer, _SplitLayer):
-            return layer.half(tower)
+            return [layer.half(tower) for tower in range(TOWERS)]
         cut = _cut(layer.weight.shape[0])
-        rows = slice(0, cut) if tower == 0 else slice(cut, None)
-        return layer.weight[rows], layer.bias[rows]
+        sizes = [cut, layer.weight.shape[0] - cut]
+        return list(zip(layer.weight.split(sizes), layer.bias.split(sizes)))
 
     def _to_tower(self, tensor, tower):
         """The tensor on the tower's device (split="devices"), else as is."""
@@ -182,15 +186,7 @@ class AlexNet(tnn.Module):
         return results
 
     def _on_cuda(self):
-        return self._half(self.conv1, 0)[0].is_cuda
-
-    def _conv(self, x, layer, tower, padding, activation, stride=1):
-        weight, bias = self._half(layer, tower)
-        return ops.conv2d(x, weight, bias, stride, padding, 1, activation)
-
-    def _linear(self, x, layer, tower, activation):
-        weight, bias = self._half(layer, tower)
-        return ops.linear(x, weight, bias, activation)
+        return next(self.parameters()).is_cuda
 
     def _dropout(self, x):
         return tnn.functional.dropout(x, self.dropout, self.training)
@@ -199,19 +195,23 @@ class AlexNet(tnn.Module):
         """The convolutional part: (N, 3, 227, 227) → (N, 256, 6, 6)."""
         size, alpha, beta, k = self.lrn
 
+        conv1, conv2, conv3, conv4, conv5 = (
+            self._halves(layer) for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
+        )
+
         def first_stage(tower):
             # The fused op applies ReLU, the tower's LRN and the max pooling.
-            x1 = self._conv(self._to_tower(x, tower), self.conv1, tower, 0, None, stride=4)
+            x1 = ops.conv2d(self._to_tower(x, tower), *conv1[tower], stride=4)
             x1 = ops.relu_lrn_max_pool2d(x1, size, alpha, beta, k)
-            x2 = self._conv(x1, self.conv2, tower, 2, None)
+            x2 = ops.conv2d(x1, *conv2[tower], padding=2)
             return ops.relu_lrn_max_pool2d(x2, size, alpha, beta, k)
 
         first = self._towers(first_stage)
 
         def second_stage(tower):
-            x3 = self._conv(self._join(first, tower), self.conv3, tower, 1, "relu")  # across both towers
-            x4 = self._conv(x3, self.conv4, tower, 1, "relu")
-            x5 = self._conv(x4, self.conv5, tower, 1, "relu")
+            x3 = ops.conv2d(self._join(first, tower), *conv3[tower], padding=1, activation="relu")  # both towers
+            x4 = ops.conv2d(x3, *conv4[tower], padding=1, activation="relu")
+            x5 = ops.conv2d(x4, *conv5[tower], padding=1, activation="relu")
             return ops.max_pool2d(x5, 3, 2)
 
         return self._join(self._towers(second_stage))
@@ -219,11 +219,14 @@ class AlexNet(tnn.Module):
     def classifier(self, features):
         # Dropout on the outputs of fc6 and fc7, as in the paper.
         x = torch.flatten(features, 1)
-        for layer, activation in ((self.fc6, "relu"), (self.fc7, "relu")):
-            x = self._dropout(
-                self._join(self._towers(lambda tower: self._linear(self._to_tower(x, tower), layer, tower, activation)))
+        for layer, activation in ((self.fc6, "relu"), (self.fc7, "relu"), (self.fc8, None)):
+            halves = self._halves(layer)
+            x = self._join(
+                self._towers(lambda tower: ops.linear(self._to_tower(x, tower), *halves[tower], activation=activation))
             )
-        return self._join(self._towers(lambda tower: self._linear(self._to_tower(x, tower), self.fc8, tower, None)))
+            if activation is not None:
+                x = self._dropout(x)
+        return x
 
     def forward(self, x):
         return self.classifier(self.features(x))
