@@ -129,3 +129,21 @@ def test_devices_split_keeps_whole_layer_checkpoints_and_gradients():
         halves = getattr(split, name)
         torch.testing.assert_close(torch.cat([halves.weight_a.grad, halves.weight_b.grad]), layer.weight.grad)
         torch.testing.assert_close(torch.cat([halves.bias_a.grad, halves.bias_b.grad]), layer.bias.grad)
+
+
+def test_each_parameter_reaches_the_towers_through_one_split():
+    """Backward joins each parameter's two halves with one copy: slicing
+    each half out instead would fill a whole-layer gradient per half and
+    add them (151 MB for fc6's weight)."""
+    model = AlexNet(num_classes=10)
+    out = model(torch.randn(1, 3, 227, 227))
+    names, seen, stack = [], set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    assert "SliceBackward0" not in names
+    assert names.count("SplitWithSizesBackward0") == len(list(model.parameters()))
