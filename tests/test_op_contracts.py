@@ -118,6 +118,53 @@ def test_grad_mode_picks_the_path(device, index):
     assert inferred.is_inference()
 
 
+# Each public function against its op called through torch.ops, whose
+# autograd is torch.library's kernel: the public functions apply the same
+# registered formulas without it (cnnfast/ops.py, _EagerAutograd).
+def _weights(t):
+    w = torch.randn(4, 3, 2, 2, dtype=t.dtype, device=t.device, requires_grad=True)
+    return w, torch.randn(4, dtype=t.dtype, device=t.device, requires_grad=True)
+
+
+def _linear_weights(t):
+    w = torch.randn(5, 8, dtype=t.dtype, device=t.device, requires_grad=True)
+    return w, torch.randn(5, dtype=t.dtype, device=t.device, requires_grad=True)
+
+
+PUBLIC_AND_OP = [
+    (cnnfast.relu, ops.relu, None),
+    (cnnfast.tanh, ops.tanh, None),
+    (lambda t: cnnfast.max_pool2d(t, 3, 2, 1, True), lambda t: ops.max_pool2d(t, [3, 3], [2, 2], [1, 1], True), None),
+    (lambda t: cnnfast.avg_pool2d(t, 3, 2, 1, True, False),
+     lambda t: ops.avg_pool2d(t, [3, 3], [2, 2], [1, 1], True, False), None),
+    (lambda t: cnnfast.local_response_norm(t, 3, 0.5, 0.75, 2.0),
+     lambda t: ops.local_response_norm(t, 3, 0.5, 0.75, 2.0), None),
+    (lambda t: cnnfast.relu_lrn_max_pool2d(t, 3, 0.5, 0.75, 2.0),
+     lambda t: ops.relu_lrn_max_pool2d(t, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2]), None),
+    (lambda t, w, b: cnnfast.conv2d(t, w, b, 1, 1, 1, "tanh"),
+     lambda t, w, b: ops.conv2d(t, w, b, [1, 1], [1, 1], 1, "tanh"), _weights),
+    (lambda t, w, b: cnnfast.conv2d_avg_pool2d(t, w, b, activation="relu"),
+     lambda t, w, b: ops.conv2d_avg_pool2d(t, w, b, [1, 1], [0, 0], 1, "relu", [2, 2]), _weights),
+    (lambda t, w, b: cnnfast.linear(t, w, b, "relu"), lambda t, w, b: ops.linear(t, w, b, "relu"), _linear_weights),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("index", range(len(PUBLIC_AND_OP)))
+def test_public_function_and_op_have_the_same_gradients(device, index):
+    public, op, weights = PUBLIC_AND_OP[index]
+    x = sample(device, requires_grad=True)
+    inputs = (x, *weights(x)) if weights else (x,)
+    out, expected = public(*inputs), op(*inputs)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, inputs, grad, retain_graph=True)
+    again = torch.autograd.grad(out, inputs, grad)  # the same graph a second time
+    for g, g_again, e in zip(got, again, torch.autograd.grad(expected, inputs, grad)):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+        torch.testing.assert_close(g_again, e, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_compile_fullgraph_without_grad(device):
     compiled = torch.compile(lambda t: cnnfast.max_pool2d(cnnfast.tanh(t), 2), fullgraph=True)
