@@ -31,6 +31,11 @@ def _run(name, *args):
     if torch.compiler.is_compiling():
         return op(*args)
     if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
+        # CUDA autocast casts conv2d's and linear's inputs above autograd
+        # (csrc/autocast.cpp): only torch.library's kernel sees, and saves,
+        # the inputs the op actually ran on.
+        if torch.is_autocast_enabled("cuda"):
+            return op(*args)
         return _EagerAutograd.apply(*args, _FORMULAS[name])
     with _below_autograd():
         return op(*args)
