@@ -65,6 +65,18 @@ def test_tanh_float32_accuracy_over_its_range(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_tanh_float32_accuracy_over_random_floats(device):
+    """Every magnitude, subnormals included: random bit patterns."""
+    generator = torch.Generator().manual_seed(0)
+    bits = torch.randint(-(2**31), 2**31 - 1, (1 << 20,), dtype=torch.int64, generator=generator)
+    x = bits.to(torch.int32).view(torch.float32)
+    x = x[torch.isfinite(x)].to(device)
+    out, expected = cnnfast.tanh(x).double(), torch.tanh(x.double())
+    assert float(((out - expected).abs() / expected.abs().clamp_min(1e-300)).max()) < 3e-7
+    assert torch.equal(torch.signbit(out), torch.signbit(expected))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
 def test_layouts(device, name, ours, theirs):
     base = torch.randn(2, 6, 5, 7, dtype=torch.float64, device=device)
