@@ -85,39 +85,6 @@ def test_compile_fullgraph(device):
     torch.testing.assert_close(g, g_eager)
 
 
-PUBLIC_FUNCTIONS = [
-    cnnfast.relu,
-    cnnfast.tanh,
-    lambda t: cnnfast.max_pool2d(t, 3, 2, 1),
-    lambda t: cnnfast.avg_pool2d(t, 2, ceil_mode=True),
-    lambda t: cnnfast.local_response_norm(t, 3, 0.5, 0.75, 2.0),
-    lambda t: cnnfast.relu_lrn_max_pool2d(t, 3, 0.5, 0.75, 2.0),
-    lambda t: cnnfast.conv2d(t, torch.ones(4, 3, 2, 2, dtype=t.dtype, device=t.device), activation="tanh"),
-    lambda t: cnnfast.conv2d_avg_pool2d(t, torch.ones(4, 3, 2, 2, dtype=t.dtype, device=t.device)),
-    lambda t: cnnfast.linear(t, torch.ones(5, 8, dtype=t.dtype, device=t.device), activation="relu"),
-]
-
-
-# Without an input that needs a gradient, the public functions call the ops
-# below autograd (cnnfast/ops.py, _run); with one, through it.
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("index", range(len(PUBLIC_FUNCTIONS)))
-def test_grad_mode_picks_the_path(device, index):
-    fn = PUBLIC_FUNCTIONS[index]
-    x = sample(device, requires_grad=True)
-    tracked = fn(x)
-    assert tracked.requires_grad and tracked.grad_fn is not None
-    with torch.no_grad():
-        untracked = fn(x)
-    with torch.inference_mode():
-        inferred = fn(x.detach())
-    plain = fn(x.detach())
-    for out in (untracked, inferred, plain):
-        assert not out.requires_grad and out.grad_fn is None
-        torch.testing.assert_close(out, tracked.detach(), rtol=0, atol=0)
-    assert inferred.is_inference()
-
-
 # Each public function against its op called through torch.ops, whose
 # autograd is torch.library's kernel: the public functions apply the same
 # registered formulas without it (cnnfast/ops.py, _EagerAutograd).
@@ -147,6 +114,28 @@ PUBLIC_AND_OP = [
      lambda t, w, b: ops.conv2d_avg_pool2d(t, w, b, [1, 1], [0, 0], 1, "relu", [2, 2]), _weights),
     (lambda t, w, b: cnnfast.linear(t, w, b, "relu"), lambda t, w, b: ops.linear(t, w, b, "relu"), _linear_weights),
 ]
+
+
+# Without an input that needs a gradient, the public functions call the ops
+# below autograd (cnnfast/ops.py, _run); with one, through autograd.
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("index", range(len(PUBLIC_AND_OP)))
+def test_grad_mode_picks_the_path(device, index):
+    public, _, weights = PUBLIC_AND_OP[index]
+    x = sample(device, requires_grad=True)
+    inputs = (x, *weights(x)) if weights else (x,)
+    detached = [t.detach() for t in inputs]
+    tracked = public(*inputs)
+    assert tracked.requires_grad and tracked.grad_fn is not None
+    with torch.no_grad():
+        untracked = public(*inputs)
+    with torch.inference_mode():
+        inferred = public(*detached)
+    plain = public(*detached)
+    for out in (untracked, inferred, plain):
+        assert not out.requires_grad and out.grad_fn is None
+        torch.testing.assert_close(out, tracked.detach(), rtol=0, atol=0)
+    assert inferred.is_inference()
 
 
 @pytest.mark.parametrize("device", DEVICES)
