@@ -27,7 +27,8 @@ def _run(name, *args):
     call without gradients, and about 100 µs a forward+backward at LeNet-5's
     and AlexNet's sizes, where the large tensors have evicted the Python
     interpreter from the caches between calls)."""
-    op = getattr(_ops, name).default
+    formulas = _FORMULAS[name]
+    op = formulas.op
     if torch.compiler.is_compiling():
         return op(*args)
     if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
@@ -36,7 +37,7 @@ def _run(name, *args):
         # the inputs the op actually ran on.
         if torch.is_autocast_enabled("cuda"):
             return op(*args)
-        return _EagerAutograd.apply(*args, _FORMULAS[name])
+        return _EagerAutograd.apply(*args, formulas)
     with _below_autograd():
         return op(*args)
 

@@ -88,14 +88,17 @@ def test_compile_fullgraph(device):
 # Each public function against its op called through torch.ops, whose
 # autograd is torch.library's kernel: the public functions apply the same
 # registered formulas without it (cnnfast/ops.py, _EagerAutograd).
-def _weights(t):
-    w = torch.randn(4, 3, 2, 2, dtype=t.dtype, device=t.device, requires_grad=True)
-    return w, torch.randn(4, dtype=t.dtype, device=t.device, requires_grad=True)
+def _parameters(*weight_shape):
+    """A weight of that shape and its bias, like x and needing gradients."""
+
+    def make(t):
+        return tuple(torch.randn(shape, dtype=t.dtype, device=t.device, requires_grad=True)
+                     for shape in (weight_shape, weight_shape[:1]))
+
+    return make
 
 
-def _linear_weights(t):
-    w = torch.randn(5, 8, dtype=t.dtype, device=t.device, requires_grad=True)
-    return w, torch.randn(5, dtype=t.dtype, device=t.device, requires_grad=True)
+_weights, _linear_weights = _parameters(4, 3, 2, 2), _parameters(5, 8)
 
 
 PUBLIC_AND_OP = [
@@ -116,14 +119,19 @@ PUBLIC_AND_OP = [
 ]
 
 
+def _public_case(device, index):
+    """(public function, its op, the inputs, all needing gradients)."""
+    public, op, weights = PUBLIC_AND_OP[index]
+    x = sample(device, requires_grad=True)
+    return public, op, (x, *weights(x)) if weights else (x,)
+
+
 # Without an input that needs a gradient, the public functions call the ops
 # below autograd (cnnfast/ops.py, _run); with one, through autograd.
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("index", range(len(PUBLIC_AND_OP)))
 def test_grad_mode_picks_the_path(device, index):
-    public, _, weights = PUBLIC_AND_OP[index]
-    x = sample(device, requires_grad=True)
-    inputs = (x, *weights(x)) if weights else (x,)
+    public, _, inputs = _public_case(device, index)
     detached = [t.detach() for t in inputs]
     tracked = public(*inputs)
     assert tracked.requires_grad and tracked.grad_fn is not None
@@ -141,9 +149,7 @@ def test_grad_mode_picks_the_path(device, index):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("index", range(len(PUBLIC_AND_OP)))
 def test_public_function_and_op_have_the_same_gradients(device, index):
-    public, op, weights = PUBLIC_AND_OP[index]
-    x = sample(device, requires_grad=True)
-    inputs = (x, *weights(x)) if weights else (x,)
+    public, op, inputs = _public_case(device, index)
     out, expected = public(*inputs), op(*inputs)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     grad = torch.randn_like(out)
