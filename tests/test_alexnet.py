@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnfast.models import AlexNet, ReferenceAlexNet
+from helpers import CUDA
 
 KEYS = {
     "conv1.weight": (96, 3, 11, 11), "conv2.weight": (256, 48, 5, 5), "conv3.weight": (384, 256, 3, 3),
@@ -110,6 +111,26 @@ def test_split_modes_agree_and_bad_split_is_refused():
         AlexNet(split="towers")
     with pytest.raises(ValueError, match="devices=\\[device of tower A"):
         AlexNet(split="devices")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible")
+def test_streams_split_equals_none_on_the_gpu():
+    """The towers on two CUDA streams compute what one stream computes,
+    gradients included: a missing wait between the streams would read a
+    tower's input or output before it is written."""
+    torch.manual_seed(0)
+    none = AlexNet(num_classes=11).cuda().eval()
+    streams = AlexNet(num_classes=11, split="streams").cuda().eval()
+    streams.load_state_dict(none.state_dict())
+    x = torch.randn(8, 3, 227, 227, device="cuda")
+    expected = none(x)
+    out = streams(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grads = torch.autograd.grad(out.square().sum(), list(streams.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(none.parameters()))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
 
 
 def test_devices_split_keeps_whole_layer_checkpoints_and_gradients():
