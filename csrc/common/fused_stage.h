@@ -46,23 +46,29 @@ CNNFAST_INLINE MaxWithOffset<T> fused_stage_output(const T* x, const FusedStageP
       p.pool, oh, ow);
 }
 
-// Gradient of input element (n, c, h, w): the pooled gradients reach the
-// LRN outputs their windows chose, LRN's backward brings them to relu(x),
-// relu's passes them where x > 0.
+// Gradient of input element (n, c, h, w) in the two passes of lrn.h: the
+// pooled gradients reach the LRN outputs their windows chose, LRN's
+// backward brings them to relu(x), relu's passes them where x > 0.
+// First pass: the element's LRN gradient terms.
 template <class T, class offset_t>
-CNNFAST_INLINE lrn_sum_type<T> fused_stage_input_grad(const T* x, const T* grad_out,
-                                                      const offset_t* offsets,
-                                                      const FusedStageProblem& p, int64_t n,
-                                                      int64_t c, int64_t h, int64_t w) {
+CNNFAST_INLINE LrnGradTerms<lrn_sum_type<T>> fused_stage_grad_terms(
+    const T* x, const T* grad_out, const offset_t* offsets, const FusedStageProblem& p,
+    int64_t n, int64_t c, int64_t h, int64_t w) {
   using sum_t = lrn_sum_type<T>;
+  const int64_t plane = (n * p.lrn.channels + c) * p.pool.out_plane();
+  const sum_t lrn_out_grad =
+      static_cast<sum_t>(max_pool_input_grad(grad_out + plane, offsets + plane, p.pool, h, w));
+  return lrn_grad_terms<sum_t>(relu_column(x, p, n, h, w), lrn_out_grad, p.lrn, c);
+}
+
+// Second pass: ratio(i) reads channel i's ratio term in the element's column.
+template <class T, class Ratio>
+CNNFAST_INLINE lrn_sum_type<T> fused_stage_grad_from_terms(const T* x, const Ratio& ratio,
+                                                           lrn_sum_type<T> scaled,
+                                                           const FusedStageProblem& p, int64_t n,
+                                                           int64_t c, int64_t h, int64_t w) {
   const ReluColumnReader<T> input = relu_column(x, p, n, h, w);
-  const auto lrn_out_grad = [&](int64_t channel) {
-    const int64_t plane = (n * p.lrn.channels + channel) * p.pool.out_plane();
-    return static_cast<sum_t>(
-        max_pool_input_grad(grad_out + plane, offsets + plane, p.pool, h, w));
-  };
-  const sum_t grad = lrn_grad_at<sum_t>(input, lrn_out_grad, p.lrn, c);
-  return relu_grad(grad, input(c));
+  return relu_grad(lrn_grad_from_terms<lrn_sum_type<T>>(input, ratio, scaled, p.lrn, c), input(c));
 }
 
 }  // namespace cnnfast

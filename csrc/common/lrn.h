@@ -65,24 +65,36 @@ CNNFAST_INLINE sum_t lrn_value_at(const Input& input, const LrnProblem& p, int64
   return input(c) * std::pow(lrn_base_at<sum_t>(input, p, c), -static_cast<sum_t>(p.beta));
 }
 
-// The gradient at channel j of one pixel's column, recomputing the
-// denominators; input(i) and grad(i) read channel i of the input and of
-// the gradient of LRN's output:
+// The gradient at channel j of one pixel's column, with input(i) and
+// grad(i) reading channel i of the input and of the gradient of LRN's output:
 //   g[j] s[j]^-beta - 2 alpha beta / size * x[j] * sum over c in [j - after, j + before]
 //                                                   of g[c] x[c] s[c]^(-beta - 1)
 // (channel c's window holds j exactly when j - after <= c <= j + before).
-template <class sum_t, class Input, class Grad>
-CNNFAST_INLINE sum_t lrn_grad_at(const Input& input, const Grad& grad, const LrnProblem& p,
-                                 int64_t j) {
-  const sum_t neg_beta = -static_cast<sum_t>(p.beta);
-  const auto ratio = [&](int64_t c) {
-    const sum_t s = lrn_base_at<sum_t>(input, p, c);
-    return grad(c) * input(c) * std::pow(s, neg_beta) / s;
-  };
+// The kernels compute it in two passes over the elements, so that each
+// channel's denominator and power are worked out once rather than once for
+// every neighbour whose sum holds it: lrn_grad_terms gives one channel's two
+// terms, lrn_grad_from_terms combines the terms of a channel window.
+template <class sum_t>
+struct LrnGradTerms {
+  sum_t scaled;  // g[c] s[c]^-beta
+  sum_t ratio;   // g[c] x[c] s[c]^-beta / s[c]
+};
+
+template <class sum_t, class Input>
+CNNFAST_INLINE LrnGradTerms<sum_t> lrn_grad_terms(const Input& input, sum_t grad,
+                                                  const LrnProblem& p, int64_t c) {
+  const sum_t s = lrn_base_at<sum_t>(input, p, c);
+  const sum_t power = std::pow(s, -static_cast<sum_t>(p.beta));
+  return {grad * power, grad * input(c) * power / s};
+}
+
+// ratio(i) reads channel i's ratio term; scaled is channel j's own term.
+template <class sum_t, class Input, class Ratio>
+CNNFAST_INLINE sum_t lrn_grad_from_terms(const Input& input, const Ratio& ratio, sum_t scaled,
+                                         const LrnProblem& p, int64_t j) {
   const sum_t ratio_sum = channel_window_sum<sum_t>(j - p.after(), j + p.before(), p.channels, ratio);
   const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
-  return grad(j) * std::pow(lrn_base_at<sum_t>(input, p, j), neg_beta) -
-         coefficient * input(j) * ratio_sum;
+  return scaled - coefficient * input(j) * ratio_sum;
 }
 
 // Reads channel i of a column of T with the given channel stride, in sum_t.

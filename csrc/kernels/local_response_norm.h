@@ -1,8 +1,9 @@
 #pragma once
 // LRN: one thread per element, reading its pixel's channel column
-// (csrc/common/lrn.h has the per-channel functions).
+// (csrc/common/lrn.h has the per-channel functions); backward in two passes.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 
 #include "../common/checks.h"
@@ -33,20 +34,43 @@ struct LrnForwardKernel {
   }
 };
 
+// Backward's first pass: each element's two gradient terms (lrn.h), kept
+// in the sum type.
 template <class scalar_t>
-struct LrnBackwardKernel {
+struct LrnGradTermsKernel {
+  using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const scalar_t* grad_out;
+  sum_t* scaled;
+  sum_t* ratio;
+  LrnProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    for_each_plane_cell(t, p.batch * p.channels, 1, p.pixels, [&](const PlaneCell& e) {
+      const ColumnReader<scalar_t> input{x + lrn_column_start(e, p), p.pixels};
+      const LrnGradTerms<sum_t> terms = lrn_grad_terms<sum_t>(
+          input, static_cast<sum_t>(grad_out[e.index]), p, e.plane % p.channels);
+      scaled[e.index] = terms.scaled;
+      ratio[e.index] = terms.ratio;
+    });
+  }
+};
+
+// Second pass: each element's gradient from the terms of its channel window.
+template <class scalar_t>
+struct LrnGradKernel {
+  using sum_t = lrn_sum_type<scalar_t>;
+  const scalar_t* x;
+  const sum_t* scaled;
+  const sum_t* ratio;
   scalar_t* grad_x;
   LrnProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    using sum_t = lrn_sum_type<scalar_t>;
     for_each_plane_cell(t, p.batch * p.channels, 1, p.pixels, [&](const PlaneCell& e) {
       const int64_t start = lrn_column_start(e, p);
       const ColumnReader<scalar_t> input{x + start, p.pixels};
-      const ColumnReader<scalar_t> grad{grad_out + start, p.pixels};
-      grad_x[e.index] =
-          static_cast<scalar_t>(lrn_grad_at<sum_t>(input, grad, p, e.plane % p.channels));
+      const ColumnReader<sum_t> ratios{ratio + start, p.pixels};
+      grad_x[e.index] = static_cast<scalar_t>(
+          lrn_grad_from_terms<sum_t>(input, ratios, scaled[e.index], p, e.plane % p.channels));
     });
   }
 };
@@ -78,10 +102,18 @@ at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at:
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lrn_backward", [&] {
-    launcher.launch(elementwise_launch_shape(input.numel()),
-                    LrnBackwardKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
-                                                grad.const_data_ptr<scalar_t>(),
-                                                grad_x.mutable_data_ptr<scalar_t>(), p});
+    using sum_t = lrn_sum_type<scalar_t>;
+    const int64_t n = input.numel();
+    const auto sum_type = c10::CppTypeToScalarType<sum_t>::value;
+    at::Tensor terms = at::empty({2, n}, input.options().dtype(sum_type));
+    sum_t* scaled = terms.mutable_data_ptr<sum_t>();
+    launcher.launch(elementwise_launch_shape(n),
+                    LrnGradTermsKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
+                                                 grad.const_data_ptr<scalar_t>(), scaled,
+                                                 scaled + n, p});
+    launcher.launch(elementwise_launch_shape(n),
+                    LrnGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(), scaled, scaled + n,
+                                            grad_x.mutable_data_ptr<scalar_t>(), p});
   });
   return grad_x;
 }

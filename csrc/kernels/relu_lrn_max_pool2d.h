@@ -1,6 +1,7 @@
 #pragma once
 // The fused relu -> LRN -> max pool stage: one thread per pooled output
-// forward, one per input element backward (csrc/common/fused_stage.h).
+// forward, one per input element in each of backward's two passes
+// (csrc/common/fused_stage.h).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -32,19 +33,46 @@ struct FusedStageForwardKernel {
   }
 };
 
+// Backward's first pass: each input element's LRN gradient terms.
 template <class scalar_t, class offset_t>
-struct FusedStageBackwardKernel {
+struct FusedStageGradTermsKernel {
+  using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const scalar_t* grad_out;
   const offset_t* offsets;
+  sum_t* scaled;
+  sum_t* ratio;
+  FusedStageProblem p;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    const Pool2dProblem& pool = p.pool;
+    for_each_plane_cell(t, pool.planes, pool.in_h, pool.in_w, [&](const PlaneCell& in) {
+      const int64_t n = in.plane / p.lrn.channels, c = in.plane % p.lrn.channels;
+      const LrnGradTerms<sum_t> terms =
+          fused_stage_grad_terms(x, grad_out, offsets, p, n, c, in.row, in.col);
+      scaled[in.index] = terms.scaled;
+      ratio[in.index] = terms.ratio;
+    });
+  }
+};
+
+// Second pass: each input element's gradient from the terms of its channel
+// window (the terms lie in x's layout).
+template <class scalar_t>
+struct FusedStageGradKernel {
+  using sum_t = lrn_sum_type<scalar_t>;
+  const scalar_t* x;
+  const sum_t* scaled;
+  const sum_t* ratio;
   scalar_t* grad_x;
   FusedStageProblem p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     const Pool2dProblem& pool = p.pool;
     for_each_plane_cell(t, pool.planes, pool.in_h, pool.in_w, [&](const PlaneCell& in) {
       const int64_t n = in.plane / p.lrn.channels, c = in.plane % p.lrn.channels;
+      const int64_t column = n * p.lrn.channels * p.lrn.pixels + in.row * pool.in_w + in.col;
+      const ColumnReader<sum_t> ratios{ratio + column, p.lrn.pixels};
       grad_x[in.index] = static_cast<scalar_t>(
-          fused_stage_input_grad(x, grad_out, offsets, p, n, c, in.row, in.col));
+          fused_stage_grad_from_terms(x, ratios, scaled[in.index], p, n, c, in.row, in.col));
     });
   }
 };
@@ -85,13 +113,21 @@ at::Tensor relu_lrn_max_pool2d_backward(const at::Tensor& grad_output, const at:
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous(), offs = offsets.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_max_pool2d_backward", [&] {
+    using sum_t = lrn_sum_type<scalar_t>;
+    const int64_t n = input.numel();
+    const auto sum_type = c10::CppTypeToScalarType<sum_t>::value;
+    at::Tensor terms = at::empty({2, n}, input.options().dtype(sum_type));
+    sum_t* scaled = terms.mutable_data_ptr<sum_t>();
     dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launcher.launch(elementwise_launch_shape(grad_x.numel()),
-                      FusedStageBackwardKernel<scalar_t, offset_t>{
+      launcher.launch(elementwise_launch_shape(n),
+                      FusedStageGradTermsKernel<scalar_t, offset_t>{
                           input.const_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
-                          offs.const_data_ptr<offset_t>(), grad_x.mutable_data_ptr<scalar_t>(), p});
+                          offs.const_data_ptr<offset_t>(), scaled, scaled + n, p});
     });
+    launcher.launch(elementwise_launch_shape(n),
+                    FusedStageGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(), scaled,
+                                                   scaled + n, grad_x.mutable_data_ptr<scalar_t>(), p});
   });
   return grad_x;
 }
