@@ -112,16 +112,10 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
       p, oh, ow);
 }
 
-// Input row and column that a window offset stands for.
-CNNFAST_INLINE int64_t offset_row(int32_t offset, int64_t oh, const Pool2dProblem& p) {
-  return oh * p.stride_h - p.pad_h + offset / p.kernel_w;
-}
-CNNFAST_INLINE int64_t offset_col(int32_t offset, int64_t ow, const Pool2dProblem& p) {
-  return ow * p.stride_w - p.pad_w + offset % p.kernel_w;
-}
-
 // Gradient of input cell (h, w): the sum of the output gradients whose
-// window chose it, in output order (deterministic, no atomics).
+// window chose it, in output order (deterministic, no atomics). A window
+// chose the cell when its saved offset is the cell's offset inside it: a
+// multiplication per window where decoding the offset would divide.
 template <class scalar_t, class offset_t>
 CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane,
                                                       const offset_t* offset_plane,
@@ -131,9 +125,10 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
   const OutputRange cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_type<scalar_t> sum = 0;
   for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+    const int64_t row_offset = (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w;
     for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
-      const int32_t offset = static_cast<int32_t>(offset_plane[oh * p.out_w + ow]);
-      if (offset_row(offset, oh, p) == h && offset_col(offset, ow, p) == w)
+      const int64_t offset = static_cast<int64_t>(offset_plane[oh * p.out_w + ow]);
+      if (offset == row_offset + (w - (ow * p.stride_w - p.pad_w)))
         sum += static_cast<acc_type<scalar_t>>(grad_plane[oh * p.out_w + ow]);
     }
   }
