@@ -42,8 +42,11 @@ class DeviceBlock {
   Registers registers_;
 };
 
+// A phased kernel names its block size and the blocks it wants resident on
+// one SM; ptxas then fits its registers to that many (see implicit_gemm.h).
 template <class Kernel>
-__global__ void run_block_kernel(const Kernel kernel) {
+__global__ void __launch_bounds__(Kernel::kThreads, Kernel::kMinBlocksPerSM)
+    run_block_kernel(const Kernel kernel) {
   __shared__ typename Kernel::Shared shared;
   DeviceBlock<typename Kernel::Registers> block;
   kernel(block, shared);

@@ -5,15 +5,18 @@
 //
 // Tiles: a block of 256 threads computes a 128 × 128 tile of C, stepping
 // through the depth 8 at a time; each thread keeps an 8 × 8 block of C in
-// registers (64 accumulators) as two 4-row × two 4-column quarters, 64 apart,
-// so a warp's shared-memory reads of its fragments fall in distinct banks.
-// 128 × 128 × 8 is the classic FP32 SIMT shape: per depth step a thread does
-// 64 FMAs for 16 shared-memory reads; the two stages of A and B tiles take
-// 17 KiB of shared memory in float (33 KiB in double). ptxas for sm_90
-// (make ptxas-report): 145-165 registers per thread in float and the 16-bit
-// types, 238-246 in double, no spills and no stack — the loops over the
-// register block are unrolled so the accumulators stay in registers. The
-// registers allow one 256-thread block per SM.
+// registers (64 accumulators) as two 4-row × two 4-column quarters, half a
+// tile apart, so a warp's shared-memory reads of its fragments fall in
+// distinct banks. 128 × 128 × 8 is the classic FP32 SIMT shape: per depth
+// step a thread does 64 FMAs for 16 shared-memory reads; the two stages of A
+// and B tiles take 17 KiB of shared memory in float (33 KiB in double). A
+// GEMM of at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with
+// its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
+// which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
+// launch bounds hold float and the 16-bit types to 128 registers per thread,
+// 16 warps per SM; double takes 230-246 registers; no spills and no stack —
+// the loops over the register block are unrolled so the accumulators stay in
+// registers.
 //
 // Per depth tile:  load the next A and B tiles from global memory into
 // registers (gathered: the implicit im2col) → multiply the current tiles from
@@ -48,19 +51,34 @@
 namespace cnnfast {
 namespace kernels {
 
+template <int Rows, int Cols>
 struct GemmTile {
-  static constexpr int kRows = 128, kCols = 128, kDepth = 8;
-  static constexpr int kThreads = 256;
+  static constexpr int kRows = Rows, kCols = Cols, kDepth = 8;
   static constexpr int kThreadRows = 8, kThreadCols = 8;
-  static constexpr int kLoadsA = kRows * kDepth / kThreads;  // 4
-  static constexpr int kLoadsB = kCols * kDepth / kThreads;  // 4
-};
+  static constexpr int kThreadsX = kCols / kThreadCols, kThreadsY = kRows / kThreadRows;
+  static constexpr int kThreads = kThreadsX * kThreadsY;
+  static constexpr int kLoadsA = kRows * kDepth / kThreads;
+  static constexpr int kLoadsB = kCols * kDepth / kThreads;
+  static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0, "the tile loads' thread mapping");
 
-template <class View>
+  // Row (column) of a thread's i-th accumulator: two quarters half a tile apart.
+  static CNNFAST_HD int fragment_row(int ty, int i) { return (i / 4) * (kRows / 2) + ty * 4 + i % 4; }
+  static CNNFAST_HD int fragment_col(int tx, int j) { return (j / 4) * (kCols / 2) + tx * 4 + j % 4; }
+};
+using WideTile = GemmTile<128, 128>;   // 256 threads
+using NarrowTile = GemmTile<64, 128>;  // 128 threads
+
+template <class View, class Tile>
 struct ImplicitGemmKernel {
   using T = typename View::element_type;
   using acc_t = acc_type<T>;
-  using Tile = GemmTile;
+
+  // 16 resident warps per SM in float: unbounded, ptxas took 145-165
+  // registers, which left one 256-thread block of 8 warps per SM, too few to
+  // hide the shared-memory and FMA latencies (Nsight Compute on an H200:
+  // 27-40% of issue slots used). Double's accumulators need 8 warps' worth.
+  static constexpr int kThreads = Tile::kThreads;
+  static constexpr int kMinBlocksPerSM = (sizeof(acc_t) == 4 ? 512 : 256) / kThreads;
 
   View view;
   int64_t depth_slice;  // depth per grid.z slice
@@ -80,9 +98,6 @@ struct ImplicitGemmKernel {
     GatherCoord column;  // this thread's B column
     bool column_inside;
   };
-
-  // Rows (and columns) of a thread's 8 × 8 block: two quarters 64 apart.
-  static CNNFAST_HD int fragment(int lane, int i) { return (i / 4) * 64 + lane * 4 + i % 4; }
 
   struct Span {
     int64_t row0, col0, kd_begin, kd_end, tiles;
@@ -145,14 +160,15 @@ struct ImplicitGemmKernel {
 
   CNNFAST_HD void multiply(const ThreadIndex& t, int stage, const Shared& sh,
                            Registers& r) const {
-    const int ty = static_cast<int>(t.thread_idx.x) / 16, tx = static_cast<int>(t.thread_idx.x) % 16;
+    const int ty = static_cast<int>(t.thread_idx.x) / Tile::kThreadsX;
+    const int tx = static_cast<int>(t.thread_idx.x) % Tile::kThreadsX;
     CNNFAST_UNROLL
     for (int k = 0; k < Tile::kDepth; ++k) {
       acc_t a[Tile::kThreadRows], b[Tile::kThreadCols];
       CNNFAST_UNROLL
-      for (int i = 0; i < Tile::kThreadRows; ++i) a[i] = sh.a[stage][k][fragment(ty, i)];
+      for (int i = 0; i < Tile::kThreadRows; ++i) a[i] = sh.a[stage][k][Tile::fragment_row(ty, i)];
       CNNFAST_UNROLL
-      for (int j = 0; j < Tile::kThreadCols; ++j) b[j] = sh.b[stage][k][fragment(tx, j)];
+      for (int j = 0; j < Tile::kThreadCols; ++j) b[j] = sh.b[stage][k][Tile::fragment_col(tx, j)];
       CNNFAST_UNROLL
       for (int i = 0; i < Tile::kThreadRows; ++i)
         CNNFAST_UNROLL
@@ -161,14 +177,15 @@ struct ImplicitGemmKernel {
   }
 
   CNNFAST_HD void epilogue(const ThreadIndex& t, const Span& s, const Registers& r) const {
-    const int ty = static_cast<int>(t.thread_idx.x) / 16, tx = static_cast<int>(t.thread_idx.x) % 16;
+    const int ty = static_cast<int>(t.thread_idx.x) / Tile::kThreadsX;
+    const int tx = static_cast<int>(t.thread_idx.x) % Tile::kThreadsX;
     const int64_t rows = view.rows(), cols = view.cols();
     CNNFAST_UNROLL
     for (int j = 0; j < Tile::kThreadCols; ++j) {
-      const int64_t col = s.col0 + fragment(tx, j);
+      const int64_t col = s.col0 + Tile::fragment_col(tx, j);
       CNNFAST_UNROLL
       for (int i = 0; i < Tile::kThreadRows; ++i) {
-        const int64_t m = s.row0 + fragment(ty, i);
+        const int64_t m = s.row0 + Tile::fragment_row(ty, i);
         const acc_t value = r.acc[i][j];
         if (col >= cols || m >= rows) continue;
         if (partial != nullptr)
@@ -236,35 +253,47 @@ struct GemmSliceSumKernel {
 // Depth slices for a GEMM: enough blocks to fill a large GPU twice over
 // (fixed, not read from the device, so results do not depend on the GPU),
 // with at least 32 depth tiles per slice.
-inline int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
+template <class Tile>
+int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
   constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32;
-  const int64_t most = std::max<int64_t>(1, depth / (kMinTilesPerSlice * GemmTile::kDepth));
+  const int64_t most = std::max<int64_t>(1, depth / (kMinTilesPerSlice * Tile::kDepth));
   return std::min(most, std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(tiles, 1)));
 }
 
-template <class Launcher, class View>
-void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorOptions& options) {
+template <class Tile, class Launcher, class View>
+void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
+                            const at::TensorOptions& options) {
   using acc_t = acc_type<typename View::element_type>;
+  using Kernel = ImplicitGemmKernel<View, Tile>;
   const int64_t rows = view.rows(), cols = view.cols(), depth = view.depth();
-  if (rows == 0 || cols == 0) return;
   LaunchShape shape;
-  shape.block.x = GemmTile::kThreads;
-  shape.grid.x = ceil_div(cols, GemmTile::kCols);
-  shape.grid.y = ceil_div(rows, GemmTile::kRows);
+  shape.block.x = Tile::kThreads;
+  shape.grid.x = ceil_div(cols, Tile::kCols);
+  shape.grid.y = ceil_div(rows, Tile::kRows);
   TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
               " rows exceeds the CUDA grid's limit");
-  const int64_t slices = gemm_depth_slices(shape.grid.x * shape.grid.y, depth);
+  const int64_t slices = gemm_depth_slices<Tile>(shape.grid.x * shape.grid.y, depth);
   const int64_t slice = ceil_div(depth, slices);
   shape.grid.z = slices;
   if (slices == 1) {
-    launcher.launch_blocks(shape, ImplicitGemmKernel<View>{view, std::max<int64_t>(depth, 1), nullptr});
+    launcher.launch_blocks(shape, Kernel{view, std::max<int64_t>(depth, 1), nullptr});
     return;
   }
   const at::Tensor partial = at::empty({slices * rows * cols},
                                        options.dtype(c10::CppTypeToScalarType<acc_t>::value));
   acc_t* ws = partial.mutable_data_ptr<acc_t>();
-  launcher.launch_blocks(shape, ImplicitGemmKernel<View>{view, slice, ws});
+  launcher.launch_blocks(shape, Kernel{view, slice, ws});
   launcher.launch(elementwise_launch_shape(rows * cols), GemmSliceSumKernel<View>{view, ws, slices});
+}
+
+// A GEMM of at most 64 rows would leave most of a 128-row tile idle.
+template <class Launcher, class View>
+void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorOptions& options) {
+  if (view.rows() == 0 || view.cols() == 0) return;
+  if (view.rows() <= NarrowTile::kRows)
+    run_gemm_view_in_tiles<NarrowTile>(launcher, view, options);
+  else
+    run_gemm_view_in_tiles<WideTile>(launcher, view, options);
 }
 
 // The engine the op drivers (conv2d.h, linear.h) use on this launcher: CUDA
