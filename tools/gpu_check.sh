@@ -7,7 +7,9 @@
 #
 # Lent GPU time is short, so every step has a time limit and a call can
 # pick its steps:
-#   GPU_CHECK_STEPS="cuda-tests bench"  only these (the build always runs)
+#   GPU_CHECK_STEPS="cuda-tests bench"  only these (the build always runs);
+#                                       "profile" (not run by default): Nsight
+#                                       Compute over tools/gpu_profile.py
 #   GPU_CHECK_LIMITS="bench=120"        other limits, in seconds, per step
 #   GPU_CHECK_PREBUILT=1                skip the build when the extension
 #                                       already imports with CUDA compiled in
@@ -16,6 +18,7 @@ PY=${GPU_PY:-python3}
 REPORT=${1:-gpu-check-report}
 STEPS=${GPU_CHECK_STEPS:-cuda-tests bench demo memcheck racecheck}
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
 mkdir -p "$REPORT"
 declare -A STATUS
 
@@ -67,7 +70,8 @@ if wanted demo; then
     step demo 180 "$PY" -m cnnfast demo --output "$REPORT/demo" --epochs 5 --no-progress
 fi
 # memcheck over each op at small shapes; racecheck over the implicit GEMM,
-# the kernel with shared memory and barriers.
+# the kernel with shared memory and barriers (one case per GEMM shape, both
+# tile shapes: it takes seconds per test).
 if wanted memcheck; then
     step memcheck 180 "$SANITIZER" --tool memcheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
         tests/test_pooling.py tests/test_activations.py tests/test_lrn.py tests/test_fused_stage.py \
@@ -75,13 +79,22 @@ if wanted memcheck; then
 fi
 if wanted racecheck; then
     step racecheck 120 "$SANITIZER" --tool racecheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
-        tests/test_conv_linear.py -k "lenet_conv2 or groups3 or deep_wgrad or lenet_fc1"
+        tests/test_conv_linear.py -k "(lenet_conv2 or groups3 or deep_wgrad or lenet_fc1 or alexnet_conv3) and True-relu"
+fi
+if wanted profile; then
+    # The card's clocks as found (--clock-control none), one pass per case.
+    step profile 180 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" \
+        "${NCU:-ncu}" --clock-control none --profile-from-start off \
+        --kernel-name-base demangled --kernel-name regex:cnnfast \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+        "$PY" tools/gpu_profile.py
 fi
 
 {
     echo "# make gpu-check, $(date -u +%F)"
     echo; echo '```'; cat "$REPORT/info.txt"; echo '```'
-    for name in build cuda-tests bench demo memcheck racecheck; do
+    for name in build cuda-tests bench demo memcheck racecheck profile; do
         echo; echo "## $name: ${STATUS[$name]:-not run}"
         # The bench's table follows below; its log's end shows a failure.
         [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }

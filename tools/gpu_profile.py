@@ -1,0 +1,43 @@
+"""One forward and backward of the slowest GPU cases, for Nsight Compute:
+
+    ncu --clock-control none --kernel-name-base demangled --kernel-name regex:cnnfast \\
+        --section SpeedOfLight ... python3 tools/gpu_profile.py
+
+AlexNet's conv2 (the implicit GEMM's fprop, dgrad and wgrad), its first
+max pool, LRN and fused stage, at batch 128 in float32 (make gpu-check's
+`profile` step). A warm-up pass runs first, outside the profiled range."""
+
+import torch
+
+import cnnfast
+
+LRN = (5, 5e-4, 0.75, 2.0)
+
+
+def cases(device):
+    x = torch.randn(128, 96, 27, 27, device=device, requires_grad=True)
+    weight = torch.randn(256, 48, 5, 5, device=device, requires_grad=True)
+    bias = torch.randn(256, device=device, requires_grad=True)
+    yield "conv2", lambda: cnnfast.conv2d(x, weight, bias, padding=2, groups=2, activation="relu")
+    pooled = torch.randn(128, 96, 55, 55, device=device, requires_grad=True)
+    yield "max_pool2d", lambda: cnnfast.max_pool2d(pooled, 3, 2)
+    yield "local_response_norm", lambda: cnnfast.local_response_norm(pooled, *LRN)
+    yield "relu_lrn_max_pool2d", lambda: cnnfast.relu_lrn_max_pool2d(pooled, *LRN, 3, 2)
+
+
+def main():
+    device = torch.device("cuda")
+    for profiled in (False, True):
+        if profiled:
+            torch.cuda.cudart().cudaProfilerStart()
+        for name, run in cases(device):
+            out = run()
+            out.backward(torch.randn_like(out))
+            torch.cuda.synchronize()
+            if profiled:
+                print(f"profiled {name}", flush=True)
+    torch.cuda.cudart().cudaProfilerStop()
+
+
+if __name__ == "__main__":
+    main()
