@@ -14,7 +14,7 @@
 // its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
 // which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
 // launch bounds hold float and the 16-bit types to 128 registers per thread,
-// 16 warps per SM; double takes 230-246 registers; no spills and no stack —
+// 16 warps per SM; double takes 230-252 registers; no spills and no stack —
 // the loops over the register block are unrolled so the accumulators stay in
 // registers.
 //
@@ -27,11 +27,11 @@
 // out once per tile by 8 threads into a shared table two tiles ahead, not by
 // every thread for every element.
 //
-// Loads: thread t reads B column t % 128 at depth rows t / 128 + 2i, so a
-// warp reads 32 consecutive columns (consecutive pixels: coalesced for
-// stride-1 convolutions), and A row t / 8 + 32i at depth t % 8 (8 threads
-// per row: consecutive weights). They are gathers with padding, so they stay
-// scalar loads.
+// Loads (T threads): thread t reads B column t % 128 at depth rows
+// t / 128 + (T / 128) i, so a warp reads 32 consecutive columns (consecutive
+// pixels: coalesced for stride-1 convolutions), and A row t / 8 + (T / 8) i
+// at depth t % 8 (8 threads per row: consecutive weights). They are gathers
+// with padding, so they stay scalar loads.
 //
 // Deep GEMMs with few tiles (wgrad: depth = N·P·Q) split the depth over
 // grid.z; each slice writes its partial tile to a float workspace and
