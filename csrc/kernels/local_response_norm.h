@@ -75,6 +75,24 @@ struct LrnGradKernel {
   }
 };
 
+// Backward's two per-element term arrays (lrn.h) in the sum type, for a
+// tensor like `like`; `storage` keeps them alive.
+template <class sum_t>
+struct LrnGradTermArrays {
+  at::Tensor storage;
+  sum_t* scaled;
+  sum_t* ratio;
+};
+
+template <class sum_t>
+LrnGradTermArrays<sum_t> lrn_grad_term_arrays(const at::Tensor& like) {
+  const int64_t n = like.numel();
+  const auto sum_type = c10::CppTypeToScalarType<sum_t>::value;
+  at::Tensor storage = at::empty({2, n}, like.options().dtype(sum_type));
+  sum_t* scaled = storage.mutable_data_ptr<sum_t>();
+  return {storage, scaled, scaled + n};
+}
+
 template <class Launcher>
 at::Tensor local_response_norm_forward(const at::Tensor& x, int64_t size, double alpha,
                                        double beta, double k) {
@@ -102,18 +120,14 @@ at::Tensor local_response_norm_backward(const at::Tensor& grad_output, const at:
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lrn_backward", [&] {
-    using sum_t = lrn_sum_type<scalar_t>;
-    const int64_t n = input.numel();
-    const auto sum_type = c10::CppTypeToScalarType<sum_t>::value;
-    at::Tensor terms = at::empty({2, n}, input.options().dtype(sum_type));
-    sum_t* scaled = terms.mutable_data_ptr<sum_t>();
-    launcher.launch(elementwise_launch_shape(n),
-                    LrnGradTermsKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
-                                                 grad.const_data_ptr<scalar_t>(), scaled,
-                                                 scaled + n, p});
-    launcher.launch(elementwise_launch_shape(n),
-                    LrnGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(), scaled, scaled + n,
-                                            grad_x.mutable_data_ptr<scalar_t>(), p});
+    const auto terms = lrn_grad_term_arrays<lrn_sum_type<scalar_t>>(input);
+    const LaunchShape shape = elementwise_launch_shape(input.numel());
+    launcher.launch(shape, LrnGradTermsKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
+                                                        grad.const_data_ptr<scalar_t>(),
+                                                        terms.scaled, terms.ratio, p});
+    launcher.launch(shape, LrnGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(), terms.scaled,
+                                                   terms.ratio, grad_x.mutable_data_ptr<scalar_t>(),
+                                                   p});
   });
   return grad_x;
 }

@@ -12,6 +12,7 @@
 #include "../common/checks.h"
 #include "../common/fused_stage.h"
 #include "../common/launch.h"
+#include "local_response_norm.h"
 
 namespace cnnfast {
 namespace kernels {
@@ -113,21 +114,17 @@ at::Tensor relu_lrn_max_pool2d_backward(const at::Tensor& grad_output, const at:
   const at::Tensor input = x.contiguous(), grad = grad_output.contiguous(), offs = offsets.contiguous();
   at::Tensor grad_x = at::empty_like(input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "relu_lrn_max_pool2d_backward", [&] {
-    using sum_t = lrn_sum_type<scalar_t>;
-    const int64_t n = input.numel();
-    const auto sum_type = c10::CppTypeToScalarType<sum_t>::value;
-    at::Tensor terms = at::empty({2, n}, input.options().dtype(sum_type));
-    sum_t* scaled = terms.mutable_data_ptr<sum_t>();
+    const auto terms = lrn_grad_term_arrays<lrn_sum_type<scalar_t>>(input);
+    const LaunchShape shape = elementwise_launch_shape(input.numel());
     dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launcher.launch(elementwise_launch_shape(n),
-                      FusedStageGradTermsKernel<scalar_t, offset_t>{
-                          input.const_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
-                          offs.const_data_ptr<offset_t>(), scaled, scaled + n, p});
+      launcher.launch(shape, FusedStageGradTermsKernel<scalar_t, offset_t>{
+                                 input.const_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
+                                 offs.const_data_ptr<offset_t>(), terms.scaled, terms.ratio, p});
     });
-    launcher.launch(elementwise_launch_shape(n),
-                    FusedStageGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(), scaled,
-                                                   scaled + n, grad_x.mutable_data_ptr<scalar_t>(), p});
+    launcher.launch(shape, FusedStageGradKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
+                                                          terms.scaled, terms.ratio,
+                                                          grad_x.mutable_data_ptr<scalar_t>(), p});
   });
   return grad_x;
 }
