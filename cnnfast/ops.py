@@ -183,7 +183,7 @@ def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activ
     pooled before it is written, so the full-size map never reaches memory;
     elsewhere (and on CUDA) the two ops run in turn. Backward recomputes the
     convolution's output, so training does better with the two ops apart:
-    cnnfast.models.LeNet5 uses this op for inference only."""
+    lenet5_forward uses this op on a CPU, for inference."""
     op = "conv2d_avg_pool2d"
     return _run(
         "conv2d_avg_pool2d",
@@ -195,6 +195,22 @@ def linear(x, weight, bias=None, activation=None):
     """F.linear followed by `activation` (None, "relu" or "tanh"): the
     convolution engine with 1×1 images and a 1×1 kernel."""
     return _run("linear", x, weight, bias, _activation(activation, "linear"))
+
+
+def lenet5_forward(x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
+                   fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight, fc3_bias):
+    """LeNet-5's forward pass (cnnfast.models.LeNet5: two 5×5 convolutions,
+    each with tanh and 2×2 average pooling, then linear 400 → 120 → 84 → 10
+    with tanh between) on x of shape (N, 1, 32, 32), as one op. On CUDA it is
+    one kernel: each block takes a few images through every layer in shared
+    memory. On a CPU the layers run in turn (conv2d_avg_pool2d, linear).
+    Backward recomputes every layer, so training does better with the layers
+    apart: LeNet5 uses this op for inference only."""
+    return _run(
+        "lenet5_forward",
+        x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
+        fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight, fc3_bias,
+    )
 
 
 # ---- shapes (the fake kernels) -------------------------------------------------
@@ -312,6 +328,11 @@ def _conv2d_avg_pool2d_fake(x, weight, bias=None, stride=(1,), padding=(0,), gro
 @torch.library.register_fake("cnnfast::linear")
 def _linear_fake(x, weight, bias=None, activation=None):
     return x.new_empty([*x.shape[:-1], weight.shape[0]])
+
+
+@torch.library.register_fake("cnnfast::lenet5_forward")
+def _lenet5_forward_fake(x, *parameters):
+    return x.new_empty([x.shape[0], 10])
 
 
 def _gradients_fake(x, weight, output_mask):
@@ -460,6 +481,37 @@ def _linear_backward(ctx, grad_output):
     return (*_gradients(mask, *grads), None)
 
 
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _lenet5_forward_backward(ctx, grad_scores):
+    # The layers are recomputed (the fused forward keeps no intermediate),
+    # then each layer's backward op runs in reverse.
+    x, conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b, fc3_w, fc3_b = ctx.saved_tensors
+    one, zero, two, every = [1, 1], [0, 0], [2, 2], [True, True, True]
+    conv1 = _ops.conv2d(x, conv1_w, conv1_b, one, zero, 1, "tanh")
+    pool1 = _ops.avg_pool2d(conv1, two, two, zero, False, True)
+    conv2 = _ops.conv2d(pool1, conv2_w, conv2_b, one, zero, 1, "tanh")
+    flat = _ops.avg_pool2d(conv2, two, two, zero, False, True).flatten(1)
+    fc1 = _ops.linear(flat, fc1_w, fc1_b, "tanh")
+    fc2 = _ops.linear(fc1, fc2_w, fc2_b, "tanh")
+    scores = _ops.linear(fc2, fc3_w, fc3_b, None)
+    g_fc2, g_fc3_w, g_fc3_b = _ops._linear_backward(grad_scores, fc2, fc3_w, scores, None, every)
+    g_fc1, g_fc2_w, g_fc2_b = _ops._linear_backward(g_fc2, fc1, fc2_w, fc2, "tanh", every)
+    g_flat, g_fc1_w, g_fc1_b = _ops._linear_backward(g_fc1, flat, fc1_w, fc1, "tanh", every)
+    g_conv2 = _ops._avg_pool2d_backward(g_flat.view(-1, 16, 5, 5), conv2.shape, two, two, zero, True)
+    g_pool1, g_conv2_w, g_conv2_b = _ops._conv2d_backward(
+        g_conv2, pool1, conv2_w, conv2, one, zero, 1, "tanh", every
+    )
+    g_conv1 = _ops._avg_pool2d_backward(g_pool1, conv1.shape, two, two, zero, True)
+    g_x, g_conv1_w, g_conv1_b = _ops._conv2d_backward(
+        g_conv1, x, conv1_w, conv1, one, zero, 1, "tanh", [ctx.needs_input_grad[0], True, True]
+    )
+    grads = (g_x, g_conv1_w, g_conv1_b, g_conv2_w, g_conv2_b, g_fc1_w, g_fc1_b, g_fc2_w, g_fc2_b, g_fc3_w, g_fc3_b)
+    return tuple(g if needed else None for g, needed in zip(grads, ctx.needs_input_grad))
+
+
 _register_autograd("conv2d", _conv2d_backward, _conv2d_setup)
 _register_autograd("conv2d_avg_pool2d", _conv2d_avg_pool2d_backward, _conv2d_avg_pool2d_setup)
 _register_autograd("linear", _linear_backward, _linear_setup)
@@ -469,3 +521,4 @@ _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
 _register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)
 _register_autograd("_relu_lrn_max_pool2d_with_offsets", _relu_lrn_max_pool2d_backward, _relu_lrn_max_pool2d_setup)
+_register_autograd("lenet5_forward", _lenet5_forward_backward, _save_inputs)

@@ -44,11 +44,32 @@ at::Tensor linear_autocast(const at::Tensor& x, const at::Tensor& weight, const 
   return linear.call(to_autocast_dtype(x), to_autocast_dtype(weight), to_autocast_dtype(bias), activation);
 }
 
+// LeNet-5's forward is convolutions and linear layers: all of it in the
+// autocast dtype.
+at::Tensor lenet5_forward_autocast(const at::Tensor& x, const at::Tensor& conv1_weight,
+                                   const at::Tensor& conv1_bias, const at::Tensor& conv2_weight,
+                                   const at::Tensor& conv2_bias, const at::Tensor& fc1_weight,
+                                   const at::Tensor& fc1_bias, const at::Tensor& fc2_weight,
+                                   const at::Tensor& fc2_bias, const at::Tensor& fc3_weight,
+                                   const at::Tensor& fc3_bias) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCUDA);
+  static const auto lenet5_forward = c10::Dispatcher::singleton()
+                                         .findSchemaOrThrow("cnnfast::lenet5_forward", "")
+                                         .typed<decltype(lenet5_forward_autocast)>();
+  return lenet5_forward.call(to_autocast_dtype(x), to_autocast_dtype(conv1_weight),
+                             to_autocast_dtype(conv1_bias), to_autocast_dtype(conv2_weight),
+                             to_autocast_dtype(conv2_bias), to_autocast_dtype(fc1_weight),
+                             to_autocast_dtype(fc1_bias), to_autocast_dtype(fc2_weight),
+                             to_autocast_dtype(fc2_bias), to_autocast_dtype(fc3_weight),
+                             to_autocast_dtype(fc3_bias));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, AutocastCUDA, m) {
   m.impl("conv2d", &conv2d_autocast);
   m.impl("linear", &linear_autocast);
+  m.impl("lenet5_forward", &lenet5_forward_autocast);
 }
 
 }  // namespace cnnfast

@@ -9,6 +9,19 @@
 namespace cnnfast {
 namespace {
 
+at::Tensor conv2d_avg_pool2d(const at::Tensor& x, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                             at::IntArrayRef padding, int64_t groups,
+                             std::optional<std::string_view> activation, at::IntArrayRef pool) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnfast::conv2d_avg_pool2d", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            at::IntArrayRef, at::IntArrayRef, int64_t, std::optional<std::string_view>,
+                            at::IntArrayRef)>();
+  return op.call(x, weight, bias, stride, padding, groups, activation, pool);
+}
+
 // max_pool2d is the public op; it returns the values of the op that also
 // keeps the argmax offsets for backward, as torch's max_pool2d does with
 // max_pool2d_with_indices.
@@ -53,6 +66,21 @@ at::Tensor conv2d_avg_pool2d_unfused(const at::Tensor& x, const at::Tensor& weig
   const int64_t no_padding[2] = {0, 0};
   return avg_pool2d.call(conv2d.call(x, weight, bias, stride, padding, groups, activation), pool, pool,
                          no_padding, /*ceil_mode=*/false, /*count_include_pad=*/true);
+}
+
+at::Tensor lenet5_forward_unfused(const at::Tensor& x, const LeNet5Parameters& params) {
+  static const auto linear =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cnnfast::linear", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            std::optional<std::string_view>)>();
+  const int64_t one[2] = {1, 1}, zero[2] = {0, 0}, two[2] = {2, 2};
+  const at::Tensor pool1 = conv2d_avg_pool2d(x, params.conv1_weight, params.conv1_bias, one, zero, 1, "tanh", two);
+  const at::Tensor pool2 =
+      conv2d_avg_pool2d(pool1, params.conv2_weight, params.conv2_bias, one, zero, 1, "tanh", two);
+  const at::Tensor fc1 = linear.call(pool2.flatten(1), params.fc1_weight, params.fc1_bias, "tanh");
+  const at::Tensor fc2 = linear.call(fc1, params.fc2_weight, params.fc2_bias, "tanh");
+  return linear.call(fc2, params.fc3_weight, params.fc3_bias, std::nullopt);
 }
 
 TORCH_LIBRARY(cnnfast, m) {
@@ -109,6 +137,11 @@ TORCH_LIBRARY(cnnfast, m) {
   m.def(
       "_relu_lrn_max_pool2d_backward(Tensor grad_output, Tensor x, Tensor offsets, int size, "
       "float alpha, float beta, float k, int[2] kernel_size, int[2] stride) -> Tensor");
+
+  m.def(
+      "lenet5_forward(Tensor x, Tensor conv1_weight, Tensor conv1_bias, Tensor conv2_weight, "
+      "Tensor conv2_bias, Tensor fc1_weight, Tensor fc1_bias, Tensor fc2_weight, Tensor fc2_bias, "
+      "Tensor fc3_weight, Tensor fc3_bias) -> Tensor");
 }
 
 // The CUDA path of conv2d_avg_pool2d (the CPU has its own kernel).

@@ -26,14 +26,14 @@ def test_loads_the_reference_state_dict_and_matches_it():
 
 
 @pytest.mark.parametrize("batch", [5, 20])  # 20: the CPU's direct convolutions, pooled before the write
-def test_inference_fuses_each_convolution_with_its_pool(batch, monkeypatch):
-    """Without autograd each conv + tanh + pool is one op
-    (conv2d_avg_pool2d); the outputs are those of the layers one by one."""
+def test_inference_runs_the_network_as_one_op(batch, monkeypatch):
+    """Without autograd the whole network is one op (lenet5_forward); the
+    outputs are those of the layers one by one."""
     from cnnfast.models import lenet
 
     calls = []
-    fused_op = lenet.ops.conv2d_avg_pool2d
-    monkeypatch.setattr(lenet.ops, "conv2d_avg_pool2d", lambda *a: calls.append(a) or fused_op(*a))
+    fused_op = lenet.ops.lenet5_forward
+    monkeypatch.setattr(lenet.ops, "lenet5_forward", lambda *a: calls.append(a) or fused_op(*a))
     torch.manual_seed(0)
     reference = models.ReferenceLeNet5()
     ours = models.LeNet5()
@@ -44,7 +44,7 @@ def test_inference_fuses_each_convolution_with_its_pool(batch, monkeypatch):
         fused = ours(x)
         expected = reference(x)
     assert layered.requires_grad and not fused.requires_grad
-    assert len(calls) == 2  # conv1 + pool1, conv2 + pool2; none with autograd
+    assert len(calls) == 1  # none with autograd
     torch.testing.assert_close(fused, layered)
     torch.testing.assert_close(fused, expected)
 

@@ -4,8 +4,9 @@
         --section SpeedOfLight ... python3 tools/gpu_profile.py
 
 AlexNet's conv2 (the implicit GEMM's fprop, dgrad and wgrad), its first
-max pool, LRN and fused stage, at batch 128 in float32 (make gpu-check's
-`profile` step). A warm-up pass runs first, outside the profiled range."""
+max pool, LRN and fused stage, at batch 128 in float32, and LeNet-5's
+inference kernel at batch 1024 (forward only) (make gpu-check's `profile`
+step). A warm-up pass runs first, outside the profiled range."""
 
 import torch
 
@@ -23,6 +24,9 @@ def cases(device):
     yield "max_pool2d", lambda: cnnfast.max_pool2d(pooled, 3, 2)
     yield "local_response_norm", lambda: cnnfast.local_response_norm(pooled, *LRN)
     yield "relu_lrn_max_pool2d", lambda: cnnfast.relu_lrn_max_pool2d(pooled, *LRN, 3, 2)
+    digits = torch.randn(1024, 1, 32, 32, device=device)
+    lenet = cnnfast.models.LeNet5().to(device)
+    yield "lenet5_forward", lambda: cnnfast.lenet5_forward(digits, *(p.detach() for p in lenet.parameters()))
 
 
 def main():
@@ -32,7 +36,8 @@ def main():
             torch.cuda.cudart().cudaProfilerStart()
         for name, run in cases(device):
             out = run()
-            out.backward(torch.randn_like(out))
+            if out.requires_grad:
+                out.backward(torch.randn_like(out))
             torch.cuda.synchronize()
             if profiled:
                 print(f"profiled {name}", flush=True)

@@ -31,10 +31,10 @@ class LeNet5(tnn.Module):
     parameterless Identity placeholders, so the state_dict keys and shapes
     are ReferenceLeNet5's: its checkpoints load unchanged.
 
-    Without autograd (torch.no_grad, inference_mode) each convolution, its
-    tanh and the pooling after it run as one op (cnnfast.conv2d_avg_pool2d),
-    so the full-size maps are never written; with autograd the layers run
-    one by one and keep what backward needs."""
+    Without autograd (torch.no_grad, inference_mode) the whole network runs
+    as one op, cnnfast.lenet5_forward: on CUDA one kernel whose blocks keep
+    every feature map in shared memory; with autograd the layers run one by
+    one and keep what backward needs."""
 
     def __init__(self):
         super().__init__()
@@ -49,12 +49,6 @@ class LeNet5(tnn.Module):
         )
 
     def forward(self, x):
-        features = self.features(x) if torch.is_grad_enabled() else self._pooled_convolutions(x)
-        return self.classifier(torch.flatten(features, 1))
-
-    def _pooled_convolutions(self, x):
-        conv1, _, pool1, conv2, _, pool2 = self.features
-        for conv, pool in ((conv1, pool1), (conv2, pool2)):
-            x = ops.conv2d_avg_pool2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.groups,
-                                      conv.activation, pool.kernel_size)
-        return x
+        if not torch.is_grad_enabled():
+            return ops.lenet5_forward(x, *self.parameters())
+        return self.classifier(torch.flatten(self.features(x), 1))

@@ -310,4 +310,40 @@ void check_conv_backward(const at::Tensor& grad_output, const at::Tensor& output
               output_size, ", got ", grad_output.sizes(), " and ", output.sizes());
 }
 
+LeNet5Parameters LeNet5Parameters::contiguous() const {
+  return {conv1_weight.contiguous(), conv1_bias.contiguous(), conv2_weight.contiguous(),
+          conv2_bias.contiguous(),   fc1_weight.contiguous(), fc1_bias.contiguous(),
+          fc2_weight.contiguous(),   fc2_bias.contiguous(),   fc3_weight.contiguous(),
+          fc3_bias.contiguous()};
+}
+
+void check_lenet5_arguments(const at::Tensor& x, const LeNet5Parameters& params, const char* op,
+                            bool allow_16bit) {
+  using G = LeNet5Geometry;
+  check_dtype(x, op, "x", allow_16bit);
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == G::kImage && x.size(3) == G::kImage,
+              "cnnfast.", op, ": x must be (N, 1, 32, 32), got shape ", x.sizes());
+  const struct {
+    const at::Tensor& tensor;
+    const char* name;
+    std::vector<int64_t> shape;
+  } expected[] = {
+      {params.conv1_weight, "conv1_weight", {G::kConv1Channels, 1, G::kKernel, G::kKernel}},
+      {params.conv1_bias, "conv1_bias", {G::kConv1Channels}},
+      {params.conv2_weight, "conv2_weight", {G::kConv2Channels, G::kConv1Channels, G::kKernel, G::kKernel}},
+      {params.conv2_bias, "conv2_bias", {G::kConv2Channels}},
+      {params.fc1_weight, "fc1_weight", {G::kFc1, G::kFlat}},
+      {params.fc1_bias, "fc1_bias", {G::kFc1}},
+      {params.fc2_weight, "fc2_weight", {G::kFc2, G::kFc1}},
+      {params.fc2_bias, "fc2_bias", {G::kFc2}},
+      {params.fc3_weight, "fc3_weight", {G::kClasses, G::kFc2}},
+      {params.fc3_bias, "fc3_bias", {G::kClasses}},
+  };
+  for (const auto& e : expected) {
+    check_same_device_dtype(x, e.tensor, op, "x", e.name);
+    TORCH_CHECK(e.tensor.sizes() == at::IntArrayRef(e.shape), "cnnfast.", op, ": ", e.name,
+                " must have LeNet-5's shape ", at::IntArrayRef(e.shape), ", got ", e.tensor.sizes());
+  }
+}
+
 }  // namespace cnnfast

@@ -9,6 +9,7 @@
 
 #include "conv2d.h"
 #include "fused_stage.h"
+#include "lenet5.h"
 #include "lrn.h"
 #include "pool2d.h"
 
@@ -87,6 +88,20 @@ ConvProblem linear_problem(const at::Tensor& x, const at::Tensor& weight,
 // forward output's sizes (`output_size`), dtype and device.
 void check_conv_backward(const at::Tensor& grad_output, const at::Tensor& output,
                          const at::Tensor& x, at::IntArrayRef output_size, const char* op);
+
+// LeNet-5's parameters in its state_dict's order (each layer's weight, then
+// its bias).
+struct LeNet5Parameters {
+  at::Tensor conv1_weight, conv1_bias, conv2_weight, conv2_bias;
+  at::Tensor fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight, fc3_bias;
+
+  LeNet5Parameters contiguous() const;
+};
+
+// x must be (N, 1, 32, 32) and each parameter LeNet-5's shape, on x's
+// device, in x's dtype.
+void check_lenet5_arguments(const at::Tensor& x, const LeNet5Parameters& params, const char* op,
+                            bool allow_16bit);
 
 // The argmax offsets of max pooling: one byte while the window has at most
 // 256 cells, int32 beyond.

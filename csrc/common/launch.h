@@ -35,33 +35,57 @@ CNNFAST_INLINE int64_t grid_step(const ThreadIndex& t) {
   return t.grid_dim.x * t.block_dim.x;
 }
 
+// Grid-stride over [0, n) in batches of four of this thread's elements:
+// all four loads, then all four stores, so each thread keeps four loads in
+// flight (one at a time leaves a GPU's memory system mostly idle).
+// load(i) returns element i's inputs, store(i, inputs) writes its output.
+template <class Load, class Store>
+CNNFAST_INLINE void for_each_element_batched(const ThreadIndex& t, int64_t n, const Load& load,
+                                             const Store& store) {
+  constexpr int kBatch = 4;
+  const int64_t step = grid_step(t);
+  int64_t i = grid_first(t);
+  for (; i + (kBatch - 1) * step < n; i += kBatch * step) {
+    decltype(load(i)) inputs[kBatch];
+    for (int k = 0; k < kBatch; ++k) inputs[k] = load(i + k * step);
+    for (int k = 0; k < kBatch; ++k) store(i + k * step, inputs[k]);
+  }
+  for (; i < n; i += step) store(i, load(i));
+}
+
 // One cell of a stack of equal planes, as a grid-stride loop hands it out.
-struct PlaneCell {
-  int64_t index, plane, row, col;
+template <class Index>
+struct BasicPlaneCell {
+  Index index, plane, row, col;
 };
+using PlaneCell = BasicPlaneCell<int64_t>;
 
 // Grid-stride over every cell of `planes` planes of rows×cols stored one
-// after the other: f(cell) for each cell this thread owns. The loop's own
-// index arithmetic runs in 32 bits wherever every index it forms fits
-// (a GPU divides 32-bit integers several times faster than 64-bit ones).
+// after the other: f(cell) for each cell this thread owns, in Index
+// arithmetic. The caller makes sure n plus the grid's step fits in Index.
 template <class Index, class F>
 CNNFAST_INLINE void for_each_plane_cell_as(const ThreadIndex& t, Index n, Index plane_size,
                                            Index cols, const F& f) {
   const Index step = static_cast<Index>(grid_step(t));
   for (Index i = static_cast<Index>(grid_first(t)); i < n; i += step) {
     const Index plane = i / plane_size, cell = i - plane * plane_size, row = cell / cols;
-    f(PlaneCell{static_cast<int64_t>(i), static_cast<int64_t>(plane), static_cast<int64_t>(row),
-                static_cast<int64_t>(cell - row * cols)});
+    f(BasicPlaneCell<Index>{i, plane, row, cell - row * cols});
   }
 }
 
+// The same with 64-bit cells, whose loop still runs in 32 bits wherever
+// every index it forms fits (a GPU divides 32-bit integers several times
+// faster than 64-bit ones).
 template <class F>
 CNNFAST_INLINE void for_each_plane_cell(const ThreadIndex& t, int64_t planes, int64_t rows,
                                         int64_t cols, const F& f) {
   const int64_t plane_size = rows * cols, n = planes * plane_size;
   if (n + grid_step(t) <= static_cast<int64_t>(UINT32_MAX))
-    for_each_plane_cell_as<uint32_t>(t, static_cast<uint32_t>(n), static_cast<uint32_t>(plane_size),
-                                     static_cast<uint32_t>(cols), f);
+    for_each_plane_cell_as<uint32_t>(
+        t, static_cast<uint32_t>(n), static_cast<uint32_t>(plane_size),
+        static_cast<uint32_t>(cols), [&](const BasicPlaneCell<uint32_t>& c) {
+          f(PlaneCell{c.index, c.plane, c.row, c.col});
+        });
   else
     for_each_plane_cell_as<int64_t>(t, n, plane_size, cols, f);
 }

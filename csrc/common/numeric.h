@@ -36,6 +36,14 @@ CNNFAST_INLINE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; 
 
 CNNFAST_INLINE int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 CNNFAST_INLINE int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+template <class Index>
+CNNFAST_INLINE Index min_of(Index a, Index b) {
+  return a < b ? a : b;
+}
+template <class Index>
+CNNFAST_INLINE Index max_of(Index a, Index b) {
+  return a > b ? a : b;
+}
 
 // relu keeps NaN (like torch.relu). Its gradient is read off the saved
 // output as torch's threshold_backward does: zero where out <= 0, passed

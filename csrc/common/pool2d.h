@@ -2,27 +2,76 @@
 // Pooling geometry and per-window arithmetic, torch's rules exactly. Shared
 // by the CPU kernels, the CUDA kernels and so by the CUDA emulation.
 #include <cstdint>
+#include <type_traits>
 
+#include "launch.h"
 #include "macros.h"
 #include "numeric.h"
 
 namespace cnnfast {
 
 // One 2-D pooling problem over `planes` = N*C independent H×W planes, stored
-// contiguously (plane-major, then rows).
-struct Pool2dProblem {
-  int64_t planes = 0;
-  int64_t in_h = 0, in_w = 0;
-  int64_t out_h = 0, out_w = 0;
-  int64_t kernel_h = 1, kernel_w = 1;
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_h = 0, pad_w = 0;
+// contiguously (plane-major, then rows). Index is the integer type its
+// arithmetic runs in: int64_t as checked and built on the host, int32_t for
+// a GPU launch where every index fits (see fits_int32), since a GPU divides
+// 32-bit integers several times faster than 64-bit ones.
+template <class Index>
+struct BasicPool2dProblem {
+  Index planes = 0;
+  Index in_h = 0, in_w = 0;
+  Index out_h = 0, out_w = 0;
+  Index kernel_h = 1, kernel_w = 1;
+  Index stride_h = 1, stride_w = 1;
+  Index pad_h = 0, pad_w = 0;
   bool count_include_pad = true;  // average pooling only
 
-  CNNFAST_HD int64_t in_plane() const { return in_h * in_w; }
-  CNNFAST_HD int64_t out_plane() const { return out_h * out_w; }
-  CNNFAST_HD int64_t window_cells() const { return kernel_h * kernel_w; }
+  CNNFAST_HD Index in_plane() const { return in_h * in_w; }
+  CNNFAST_HD Index out_plane() const { return out_h * out_w; }
+  CNNFAST_HD Index window_cells() const { return kernel_h * kernel_w; }
+
+  // Whether every index of this problem, plus a grid-stride loop's step of
+  // `grid_threads`, fits in int32_t.
+  bool fits_int32(int64_t grid_threads) const {
+    const int64_t cells = planes * (in_plane() > out_plane() ? in_plane() : out_plane());
+    return cells + grid_threads <= INT32_MAX;
+  }
+
+  template <class Narrow>
+  BasicPool2dProblem<Narrow> as() const {
+    BasicPool2dProblem<Narrow> p;
+    p.planes = static_cast<Narrow>(planes);
+    p.in_h = static_cast<Narrow>(in_h);
+    p.in_w = static_cast<Narrow>(in_w);
+    p.out_h = static_cast<Narrow>(out_h);
+    p.out_w = static_cast<Narrow>(out_w);
+    p.kernel_h = static_cast<Narrow>(kernel_h);
+    p.kernel_w = static_cast<Narrow>(kernel_w);
+    p.stride_h = static_cast<Narrow>(stride_h);
+    p.stride_w = static_cast<Narrow>(stride_w);
+    p.pad_h = static_cast<Narrow>(pad_h);
+    p.pad_w = static_cast<Narrow>(pad_w);
+    p.count_include_pad = count_include_pad;
+    return p;
+  }
 };
+
+using Pool2dProblem = BasicPool2dProblem<int64_t>;
+
+// The index type of a (reference to a) BasicPool2dProblem.
+template <class Problem>
+using index_of = decltype(std::decay_t<Problem>::planes);
+
+// Launches make_kernel(problem), one thread per cell of `cells`, with
+// `problem` as int32_t when every index fits (see above), as itself otherwise.
+template <class Launcher, class MakeKernel>
+void launch_per_cell(const Launcher& launcher, int64_t cells, const Pool2dProblem& p,
+                     const MakeKernel& make_kernel) {
+  const LaunchShape shape = elementwise_launch_shape(cells);
+  if (p.fits_int32(shape.grid.count() * shape.block.count()))
+    launcher.launch(shape, make_kernel(p.as<int32_t>()));
+  else
+    launcher.launch(shape, make_kernel(p));
+}
 
 // torch's pooling_output_shape (dilation 1): floor or ceil division, and in
 // ceil mode the last window may not start inside the right padding.
@@ -37,32 +86,38 @@ CNNFAST_INLINE int64_t pool_output_size(int64_t in, int64_t kernel, int64_t pad,
 
 // The window of output index `o` along one axis: `first` may lie in the
 // padding; [begin, end) is its part inside the input.
-struct WindowSpan {
-  int64_t first, begin, end;
+template <class Index>
+struct BasicWindowSpan {
+  Index first, begin, end;
 };
+using WindowSpan = BasicWindowSpan<int64_t>;
 
-CNNFAST_INLINE WindowSpan window_span(int64_t o, int64_t stride, int64_t pad,
-                                      int64_t kernel, int64_t in) {
-  const int64_t first = o * stride - pad;
-  return {first, first < 0 ? 0 : first, first + kernel < in ? first + kernel : in};
+template <class Index>
+CNNFAST_INLINE BasicWindowSpan<Index> window_span(Index o, Index stride, Index pad, Index kernel,
+                                             Index in) {
+  const Index first = o * stride - pad;
+  return {first, first < 0 ? Index(0) : first, first + kernel < in ? first + kernel : in};
 }
 
 // The outputs whose windows cover input index `i` along one axis: [begin, end).
-struct OutputRange {
-  int64_t begin, end;
+template <class Index>
+struct BasicOutputRange {
+  Index begin, end;
 };
+using OutputRange = BasicOutputRange<int64_t>;
 
-CNNFAST_INLINE OutputRange covering_outputs(int64_t i, int64_t stride, int64_t pad,
-                                            int64_t kernel, int64_t out) {
-  const int64_t shifted = i + pad;
-  const int64_t begin = shifted < kernel ? 0 : (shifted - kernel) / stride + 1;
-  const int64_t last = shifted / stride + 1;
+template <class Index>
+CNNFAST_INLINE BasicOutputRange<Index> covering_outputs(Index i, Index stride, Index pad, Index kernel,
+                                                   Index out) {
+  const Index shifted = i + pad;
+  const Index begin = shifted < kernel ? Index(0) : (shifted - kernel) / stride + 1;
+  const Index last = shifted / stride + 1;
   return {begin, last < out ? last : out};
 }
 
 // The outputs whose whole window lies inside the input along one axis.
 CNNFAST_INLINE OutputRange interior_outputs(int64_t stride, int64_t pad, int64_t kernel,
-                                            int64_t in, int64_t out) {
+                                                     int64_t in, int64_t out) {
   const int64_t begin = (pad + stride - 1) / stride;
   const int64_t end = in + pad >= kernel ? (in + pad - kernel) / stride + 1 : 0;
   return {min_i64(begin, out), max_i64(min_i64(end, out), min_i64(begin, out))};
@@ -82,15 +137,16 @@ struct MaxWithOffset {
 };
 
 // The same over value(h, w) (in acc_t) instead of a stored plane.
-template <class scalar_t, class Value>
-CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value, const Pool2dProblem& p,
-                                                        int64_t oh, int64_t ow) {
-  const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
-  const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+template <class scalar_t, class Index, class Value>
+CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value,
+                                                        const BasicPool2dProblem<Index>& p,
+                                                        Index oh, Index ow) {
+  const BasicWindowSpan<Index> rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+  const BasicWindowSpan<Index> cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
   auto best = value(rows.begin, cols.begin);
-  int64_t best_h = rows.begin, best_w = cols.begin;
-  for (int64_t h = rows.begin; h < rows.end; ++h) {
-    for (int64_t w = cols.begin; w < cols.end; ++w) {
+  Index best_h = rows.begin, best_w = cols.begin;
+  for (Index h = rows.begin; h < rows.end; ++h) {
+    for (Index w = cols.begin; w < cols.end; ++w) {
       const auto v = value(h, w);
       if (v > best || is_nan(v)) {
         best = v;
@@ -103,12 +159,12 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value, cons
           static_cast<int32_t>((best_h - rows.first) * p.kernel_w + (best_w - cols.first))};
 }
 
-template <class scalar_t>
+template <class scalar_t, class Index>
 CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
-                                                     const Pool2dProblem& p,
-                                                     int64_t oh, int64_t ow) {
+                                                     const BasicPool2dProblem<Index>& p, Index oh,
+                                                     Index ow) {
   return max_in_window_of<scalar_t>(
-      [&](int64_t h, int64_t w) { return static_cast<acc_type<scalar_t>>(plane[h * p.in_w + w]); },
+      [&](Index h, Index w) { return static_cast<acc_type<scalar_t>>(plane[h * p.in_w + w]); },
       p, oh, ow);
 }
 
@@ -116,18 +172,18 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
 // window chose it, in output order (deterministic, no atomics). A window
 // chose the cell when its saved offset is the cell's offset inside it: a
 // multiplication per window where decoding the offset would divide.
-template <class scalar_t, class offset_t>
+template <class scalar_t, class offset_t, class Index>
 CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane,
                                                       const offset_t* offset_plane,
-                                                      const Pool2dProblem& p, int64_t h,
-                                                      int64_t w) {
-  const OutputRange rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
-  const OutputRange cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+                                                      const BasicPool2dProblem<Index>& p, Index h,
+                                                      Index w) {
+  const BasicOutputRange<Index> rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
+  const BasicOutputRange<Index> cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_type<scalar_t> sum = 0;
-  for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-    const int64_t row_offset = (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w;
-    for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
-      const int64_t offset = static_cast<int64_t>(offset_plane[oh * p.out_w + ow]);
+  for (Index oh = rows.begin; oh < rows.end; ++oh) {
+    const Index row_offset = (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w;
+    for (Index ow = cols.begin; ow < cols.end; ++ow) {
+      const Index offset = static_cast<Index>(offset_plane[oh * p.out_w + ow]);
       if (offset == row_offset + (w - (ow * p.stride_w - p.pad_w)))
         sum += static_cast<acc_type<scalar_t>>(grad_plane[oh * p.out_w + ow]);
     }
@@ -139,51 +195,53 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
 
 // The extent one axis contributes to torch's divisor: the window clipped to
 // the padded input when padding counts, clipped to the input otherwise.
-CNNFAST_INLINE int64_t avg_extent(int64_t o, int64_t stride, int64_t pad, int64_t kernel,
-                                  int64_t in, bool count_include_pad) {
-  const int64_t first = o * stride - pad;
-  const int64_t last = min_i64(first + kernel, in + pad);
-  return count_include_pad ? last - first : min_i64(last, in) - max_i64(first, 0);
+template <class Index>
+CNNFAST_INLINE Index avg_extent(Index o, Index stride, Index pad, Index kernel, Index in,
+                                bool count_include_pad) {
+  const Index first = o * stride - pad;
+  const Index last = min_of(first + kernel, in + pad);
+  return count_include_pad ? last - first : min_of(last, in) - max_of(first, Index(0));
 }
 
 // torch's divisor for output (oh, ow): the product of both axes' extents;
 // zero for a window with no input cell (the output is then 0).
-CNNFAST_INLINE int64_t avg_divisor(const Pool2dProblem& p, int64_t oh, int64_t ow) {
-  const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
-  const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+template <class Index>
+CNNFAST_INLINE Index avg_divisor(const BasicPool2dProblem<Index>& p, Index oh, Index ow) {
+  const BasicWindowSpan<Index> rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+  const BasicWindowSpan<Index> cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
   if (rows.begin >= rows.end || cols.begin >= cols.end) return 0;
   return avg_extent(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h, p.count_include_pad) *
          avg_extent(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w, p.count_include_pad);
 }
 
-template <class scalar_t>
-CNNFAST_INLINE scalar_t avg_in_window(const scalar_t* plane, const Pool2dProblem& p,
-                                      int64_t oh, int64_t ow) {
+template <class scalar_t, class Index>
+CNNFAST_INLINE scalar_t avg_in_window(const scalar_t* plane, const BasicPool2dProblem<Index>& p,
+                                      Index oh, Index ow) {
   using acc_t = acc_type<scalar_t>;
-  const int64_t divisor = avg_divisor(p, oh, ow);
+  const Index divisor = avg_divisor(p, oh, ow);
   if (divisor == 0) return scalar_t(0);
-  const WindowSpan rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
-  const WindowSpan cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
+  const BasicWindowSpan<Index> rows = window_span(oh, p.stride_h, p.pad_h, p.kernel_h, p.in_h);
+  const BasicWindowSpan<Index> cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
   acc_t sum = 0;
-  for (int64_t h = rows.begin; h < rows.end; ++h)
-    for (int64_t w = cols.begin; w < cols.end; ++w)
+  for (Index h = rows.begin; h < rows.end; ++h)
+    for (Index w = cols.begin; w < cols.end; ++w)
       sum += static_cast<acc_t>(plane[h * p.in_w + w]);
   return static_cast<scalar_t>(sum / static_cast<acc_t>(divisor));
 }
 
 // Gradient of input cell (h, w): each covering output passes on its
 // gradient divided by its divisor.
-template <class scalar_t>
+template <class scalar_t, class Index>
 CNNFAST_INLINE acc_type<scalar_t> avg_pool_input_grad(const scalar_t* grad_plane,
-                                                      const Pool2dProblem& p, int64_t h,
-                                                      int64_t w) {
+                                                      const BasicPool2dProblem<Index>& p, Index h,
+                                                      Index w) {
   using acc_t = acc_type<scalar_t>;
-  const OutputRange rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
-  const OutputRange cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+  const BasicOutputRange<Index> rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
+  const BasicOutputRange<Index> cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_t sum = 0;
-  for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-    for (int64_t ow = cols.begin; ow < cols.end; ++ow) {
-      const int64_t divisor = avg_divisor(p, oh, ow);
+  for (Index oh = rows.begin; oh < rows.end; ++oh) {
+    for (Index ow = cols.begin; ow < cols.end; ++ow) {
+      const Index divisor = avg_divisor(p, oh, ow);
       if (divisor != 0)
         sum += static_cast<acc_t>(grad_plane[oh * p.out_w + ow]) / static_cast<acc_t>(divisor);
     }

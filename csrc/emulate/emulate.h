@@ -10,6 +10,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "../common/checks.h"
+
 namespace cnnfast {
 namespace emulate {
 
@@ -62,6 +64,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
     const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& output, std::optional<std::string_view> activation,
     std::array<bool, 3> output_mask);
+
+at::Tensor lenet5_forward(const at::Tensor& x, const LeNet5Parameters& params);
 
 }  // namespace emulate
 }  // namespace cnnfast

@@ -39,8 +39,8 @@ struct ForwardKernel {
   int64_t n;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     using acc_t = acc_type<scalar_t>;
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t))
-      out[i] = static_cast<scalar_t>(Op::forward(static_cast<acc_t>(x[i])));
+    for_each_element_batched(t, n, [&](int64_t i) { return static_cast<acc_t>(x[i]); },
+                             [&](int64_t i, acc_t v) { out[i] = static_cast<scalar_t>(Op::forward(v)); });
   }
 };
 
@@ -53,9 +53,17 @@ struct BackwardKernel {
   int64_t n;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     using acc_t = acc_type<scalar_t>;
-    for (int64_t i = grid_first(t); i < n; i += grid_step(t))
-      grad_x[i] = static_cast<scalar_t>(
-          Op::backward(static_cast<acc_t>(grad_out[i]), static_cast<acc_t>(out[i])));
+    struct GradAndOut {
+      acc_t grad, out;
+    };
+    for_each_element_batched(
+        t, n,
+        [&](int64_t i) {
+          return GradAndOut{static_cast<acc_t>(grad_out[i]), static_cast<acc_t>(out[i])};
+        },
+        [&](int64_t i, const GradAndOut& v) {
+          grad_x[i] = static_cast<scalar_t>(Op::backward(v.grad, v.out));
+        });
   }
 };
 

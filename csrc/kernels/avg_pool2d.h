@@ -9,28 +9,31 @@
 #include "../common/launch.h"
 #include "../common/pool2d.h"
 
+
 namespace cnnfast {
 namespace kernels {
 
-template <class scalar_t>
+template <class scalar_t, class Index>
 struct AvgPool2dForwardKernel {
   const scalar_t* x;
   scalar_t* out;
-  Pool2dProblem p;
+  BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell(t, p.planes, p.out_h, p.out_w, [&](const PlaneCell& o) {
+    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.out_plane(), p.out_w,
+                                  [&](const BasicPlaneCell<Index>& o) {
       out[o.index] = avg_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
     });
   }
 };
 
-template <class scalar_t>
+template <class scalar_t, class Index>
 struct AvgPool2dBackwardKernel {
   const scalar_t* grad_out;
   scalar_t* grad_x;
-  Pool2dProblem p;
+  BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell(t, p.planes, p.in_h, p.in_w, [&](const PlaneCell& in) {
+    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.in_plane(), p.in_w,
+                                  [&](const BasicPlaneCell<Index>& in) {
       grad_x[in.index] = static_cast<scalar_t>(
           avg_pool_input_grad(grad_out + in.plane * p.out_plane(), p, in.row, in.col));
     });
@@ -48,9 +51,11 @@ at::Tensor avg_pool2d_forward(const at::Tensor& x, at::IntArrayRef kernel_size,
   const at::Tensor input = x.contiguous();
   at::Tensor out = at::empty(pooled_sizes(x.sizes(), p), input.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "avg_pool2d", [&] {
-    launcher.launch(elementwise_launch_shape(out.numel()),
-                    AvgPool2dForwardKernel<scalar_t>{input.const_data_ptr<scalar_t>(),
-                                                     out.mutable_data_ptr<scalar_t>(), p});
+    launch_per_cell(launcher, out.numel(), p, [&](const auto& problem) {
+      using Index = index_of<decltype(problem)>;
+      return AvgPool2dForwardKernel<scalar_t, Index>{input.const_data_ptr<scalar_t>(),
+                                                     out.mutable_data_ptr<scalar_t>(), problem};
+    });
   });
   return out;
 }
@@ -67,9 +72,11 @@ at::Tensor avg_pool2d_backward(const at::Tensor& grad_output, c10::SymIntArrayRe
   const at::Tensor grad = grad_output.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
-    launcher.launch(elementwise_launch_shape(grad_x.numel()),
-                    AvgPool2dBackwardKernel<scalar_t>{grad.const_data_ptr<scalar_t>(),
-                                                      grad_x.mutable_data_ptr<scalar_t>(), p});
+    launch_per_cell(launcher, grad_x.numel(), p, [&](const auto& problem) {
+      using Index = index_of<decltype(problem)>;
+      return AvgPool2dBackwardKernel<scalar_t, Index>{grad.const_data_ptr<scalar_t>(),
+                                                      grad_x.mutable_data_ptr<scalar_t>(), problem};
+    });
   });
   return grad_x;
 }

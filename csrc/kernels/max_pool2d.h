@@ -14,14 +14,15 @@
 namespace cnnfast {
 namespace kernels {
 
-template <class scalar_t, class offset_t>
+template <class scalar_t, class offset_t, class Index>
 struct MaxPool2dForwardKernel {
   const scalar_t* x;
   scalar_t* out;
   offset_t* offsets;
-  Pool2dProblem p;
+  BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell(t, p.planes, p.out_h, p.out_w, [&](const PlaneCell& o) {
+    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.out_plane(), p.out_w,
+                                  [&](const BasicPlaneCell<Index>& o) {
       const auto best = max_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
       out[o.index] = best.value;
       offsets[o.index] = static_cast<offset_t>(best.offset);
@@ -29,15 +30,16 @@ struct MaxPool2dForwardKernel {
   }
 };
 
-template <class scalar_t, class offset_t>
+template <class scalar_t, class offset_t, class Index>
 struct MaxPool2dBackwardKernel {
   const scalar_t* grad_out;
   const offset_t* offsets;
   scalar_t* grad_x;
-  Pool2dProblem p;
+  BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell(t, p.planes, p.in_h, p.in_w, [&](const PlaneCell& in) {
-      const int64_t first_out = in.plane * p.out_plane();
+    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.in_plane(), p.in_w,
+                                  [&](const BasicPlaneCell<Index>& in) {
+      const Index first_out = in.plane * p.out_plane();
       grad_x[in.index] = static_cast<scalar_t>(
           max_pool_input_grad(grad_out + first_out, offsets + first_out, p, in.row, in.col));
     });
@@ -60,10 +62,12 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool2d", [&] {
     dispatch_offset_type(offsets.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launcher.launch(elementwise_launch_shape(out.numel()),
-                      MaxPool2dForwardKernel<scalar_t, offset_t>{
-                          input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                          offsets.mutable_data_ptr<offset_t>(), p});
+      launch_per_cell(launcher, out.numel(), p, [&](const auto& problem) {
+        using Index = index_of<decltype(problem)>;
+        return MaxPool2dForwardKernel<scalar_t, offset_t, Index>{
+            input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+            offsets.mutable_data_ptr<offset_t>(), problem};
+      });
     });
   });
   return {out, offsets};
@@ -85,10 +89,12 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
     dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launcher.launch(elementwise_launch_shape(grad_x.numel()),
-                      MaxPool2dBackwardKernel<scalar_t, offset_t>{
-                          grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-                          grad_x.mutable_data_ptr<scalar_t>(), p});
+      launch_per_cell(launcher, grad_x.numel(), p, [&](const auto& problem) {
+        using Index = index_of<decltype(problem)>;
+        return MaxPool2dBackwardKernel<scalar_t, offset_t, Index>{
+            grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
+            grad_x.mutable_data_ptr<scalar_t>(), problem};
+      });
     });
   });
   return grad_x;
