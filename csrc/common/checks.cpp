@@ -84,6 +84,8 @@ Pool2dProblem pool2d_geometry(at::IntArrayRef input_size, at::IntArrayRef kernel
   p.stride_w = s.w;
   p.pad_h = pad.h;
   p.pad_w = pad.w;
+  p.by_stride_h = Divisor<int64_t>(s.h);
+  p.by_stride_w = Divisor<int64_t>(s.w);
   p.count_include_pad = count_include_pad;
   return p;
 }

@@ -64,12 +64,14 @@ using PlaneCell = BasicPlaneCell<int64_t>;
 // after the other: f(cell) for each cell this thread owns, in Index
 // arithmetic. The caller makes sure n plus the grid's step fits in Index.
 template <class Index, class F>
-CNNFAST_INLINE void for_each_plane_cell_as(const ThreadIndex& t, Index n, Index plane_size,
-                                           Index cols, const F& f) {
+CNNFAST_INLINE void for_each_plane_cell_as(const ThreadIndex& t, Index n,
+                                           const Divisor<Index>& plane_size,
+                                           const Divisor<Index>& cols, const F& f) {
   const Index step = static_cast<Index>(grid_step(t));
   for (Index i = static_cast<Index>(grid_first(t)); i < n; i += step) {
-    const Index plane = i / plane_size, cell = i - plane * plane_size, row = cell / cols;
-    f(BasicPlaneCell<Index>{i, plane, row, cell - row * cols});
+    const Index plane = plane_size.divide(i), cell = i - plane * plane_size.value;
+    const Index row = cols.divide(cell);
+    f(BasicPlaneCell<Index>{i, plane, row, cell - row * cols.value});
   }
 }
 
@@ -82,12 +84,12 @@ CNNFAST_INLINE void for_each_plane_cell(const ThreadIndex& t, int64_t planes, in
   const int64_t plane_size = rows * cols, n = planes * plane_size;
   if (n + grid_step(t) <= static_cast<int64_t>(UINT32_MAX))
     for_each_plane_cell_as<uint32_t>(
-        t, static_cast<uint32_t>(n), static_cast<uint32_t>(plane_size),
-        static_cast<uint32_t>(cols), [&](const BasicPlaneCell<uint32_t>& c) {
+        t, static_cast<uint32_t>(n), Divisor<uint32_t>(static_cast<uint32_t>(plane_size)),
+        Divisor<uint32_t>(static_cast<uint32_t>(cols)), [&](const BasicPlaneCell<uint32_t>& c) {
           f(PlaneCell{c.index, c.plane, c.row, c.col});
         });
   else
-    for_each_plane_cell_as<int64_t>(t, n, plane_size, cols, f);
+    for_each_plane_cell_as<int64_t>(t, n, Divisor<int64_t>(plane_size), Divisor<int64_t>(cols), f);
 }
 
 // One thread per element, grid-stride beyond max_blocks (enough blocks to

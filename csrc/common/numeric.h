@@ -36,6 +36,38 @@ CNNFAST_INLINE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; 
 
 CNNFAST_INLINE int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 CNNFAST_INLINE int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+// n / d for a fixed d, as a GPU kernel divides per element: plain division
+// in general; for int32_t (0 <= n < 2^31, d >= 1) a multiply-high, an add
+// and a shift with a magic number worked out once on the host (Granlund and
+// Montgomery's method, as torch's IntDivider), where a GPU's 32-bit division
+// is a sequence of some twenty instructions.
+template <class Index>
+struct Divisor {
+  Index value = 1;
+  Divisor() = default;
+  explicit Divisor(Index d) : value(d) {}
+  CNNFAST_HD Index divide(Index n) const { return n / value; }
+};
+
+template <>
+struct Divisor<int32_t> {
+  int32_t value = 1;
+  uint32_t magic = 1, shift = 0;
+  Divisor() = default;
+  explicit Divisor(int32_t d) : value(d) {
+    while ((uint64_t{1} << shift) < static_cast<uint64_t>(d)) ++shift;
+    magic = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+  }
+  CNNFAST_HD int32_t divide(int32_t n) const {
+#if defined(__CUDA_ARCH__)
+    const uint32_t high = __umulhi(static_cast<uint32_t>(n), magic);
+#else
+    const uint32_t high = static_cast<uint32_t>((uint64_t{static_cast<uint32_t>(n)} * magic) >> 32);
+#endif
+    return static_cast<int32_t>((high + static_cast<uint32_t>(n)) >> shift);
+  }
+};
+
 template <class Index>
 CNNFAST_INLINE Index min_of(Index a, Index b) {
   return a < b ? a : b;

@@ -24,6 +24,10 @@ struct BasicPool2dProblem {
   Index stride_h = 1, stride_w = 1;
   Index pad_h = 0, pad_w = 0;
   bool count_include_pad = true;  // average pooling only
+  // The per-cell divisions: by the strides (set with them), and by the plane
+  // and row sizes (set by as(), for the GPU kernels' cell loops).
+  Divisor<Index> by_stride_h, by_stride_w;
+  Divisor<Index> by_in_plane, by_in_w, by_out_plane, by_out_w;
 
   CNNFAST_HD Index in_plane() const { return in_h * in_w; }
   CNNFAST_HD Index out_plane() const { return out_h * out_w; }
@@ -51,6 +55,12 @@ struct BasicPool2dProblem {
     p.pad_h = static_cast<Narrow>(pad_h);
     p.pad_w = static_cast<Narrow>(pad_w);
     p.count_include_pad = count_include_pad;
+    p.by_stride_h = Divisor<Narrow>(p.stride_h);
+    p.by_stride_w = Divisor<Narrow>(p.stride_w);
+    p.by_in_plane = Divisor<Narrow>(p.in_plane());
+    p.by_in_w = Divisor<Narrow>(p.in_w);
+    p.by_out_plane = Divisor<Narrow>(p.out_plane());
+    p.by_out_w = Divisor<Narrow>(p.out_w);
     return p;
   }
 };
@@ -62,7 +72,8 @@ template <class Problem>
 using index_of = decltype(std::decay_t<Problem>::planes);
 
 // Launches make_kernel(problem), one thread per cell of `cells`, with
-// `problem` as int32_t when every index fits (see above), as itself otherwise.
+// `problem` as int32_t when every index fits (see above), as int64_t
+// otherwise, its divisors set.
 template <class Launcher, class MakeKernel>
 void launch_per_cell(const Launcher& launcher, int64_t cells, const Pool2dProblem& p,
                      const MakeKernel& make_kernel) {
@@ -70,7 +81,7 @@ void launch_per_cell(const Launcher& launcher, int64_t cells, const Pool2dProble
   if (p.fits_int32(shape.grid.count() * shape.block.count()))
     launcher.launch(shape, make_kernel(p.as<int32_t>()));
   else
-    launcher.launch(shape, make_kernel(p));
+    launcher.launch(shape, make_kernel(p.as<int64_t>()));
 }
 
 // torch's pooling_output_shape (dilation 1): floor or ceil division, and in
@@ -107,11 +118,11 @@ struct BasicOutputRange {
 using OutputRange = BasicOutputRange<int64_t>;
 
 template <class Index>
-CNNFAST_INLINE BasicOutputRange<Index> covering_outputs(Index i, Index stride, Index pad, Index kernel,
-                                                   Index out) {
+CNNFAST_INLINE BasicOutputRange<Index> covering_outputs(Index i, const Divisor<Index>& stride,
+                                                        Index pad, Index kernel, Index out) {
   const Index shifted = i + pad;
-  const Index begin = shifted < kernel ? Index(0) : (shifted - kernel) / stride + 1;
-  const Index last = shifted / stride + 1;
+  const Index begin = shifted < kernel ? Index(0) : stride.divide(shifted - kernel) + 1;
+  const Index last = stride.divide(shifted) + 1;
   return {begin, last < out ? last : out};
 }
 
@@ -177,8 +188,8 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
                                                       const offset_t* offset_plane,
                                                       const BasicPool2dProblem<Index>& p, Index h,
                                                       Index w) {
-  const BasicOutputRange<Index> rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
-  const BasicOutputRange<Index> cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+  const BasicOutputRange<Index> rows = covering_outputs(h, p.by_stride_h, p.pad_h, p.kernel_h, p.out_h);
+  const BasicOutputRange<Index> cols = covering_outputs(w, p.by_stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_type<scalar_t> sum = 0;
   for (Index oh = rows.begin; oh < rows.end; ++oh) {
     const Index row_offset = (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w;
@@ -236,8 +247,8 @@ CNNFAST_INLINE acc_type<scalar_t> avg_pool_input_grad(const scalar_t* grad_plane
                                                       const BasicPool2dProblem<Index>& p, Index h,
                                                       Index w) {
   using acc_t = acc_type<scalar_t>;
-  const BasicOutputRange<Index> rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
-  const BasicOutputRange<Index> cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+  const BasicOutputRange<Index> rows = covering_outputs(h, p.by_stride_h, p.pad_h, p.kernel_h, p.out_h);
+  const BasicOutputRange<Index> cols = covering_outputs(w, p.by_stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_t sum = 0;
   for (Index oh = rows.begin; oh < rows.end; ++oh) {
     for (Index ow = cols.begin; ow < cols.end; ++ow) {

@@ -166,7 +166,7 @@ struct ColumnCover {
   int64_t most = 0;
   explicit ColumnCover(const Pool2dProblem& p) : begin(p.in_w), end(p.in_w) {
     for (int64_t w = 0; w < p.in_w; ++w) {
-      const OutputRange cols = covering_outputs(w, p.stride_w, p.pad_w, p.kernel_w, p.out_w);
+      const OutputRange cols = covering_outputs(w, p.by_stride_w, p.pad_w, p.kernel_w, p.out_w);
       begin[w] = static_cast<int32_t>(cols.begin);
       end[w] = static_cast<int32_t>(cols.end);
       most = std::max<int64_t>(most, cols.end - cols.begin);
@@ -194,7 +194,7 @@ void avg_pool_backward_plane(const scalar_t* grad, scalar_t* dst, const Pool2dPr
   for (int64_t h = 0; h < p.in_h; ++h) {
     scalar_t* row = dst + h * p.in_w;
     std::fill(row, row + p.in_w, scalar_t(0));
-    const OutputRange rows = covering_outputs(h, p.stride_h, p.pad_h, p.kernel_h, p.out_h);
+    const OutputRange rows = covering_outputs(h, p.by_stride_h, p.pad_h, p.kernel_h, p.out_h);
     for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
       const scalar_t* share_row = share + oh * p.out_w;
       for (int32_t t = 0; t < cover.most; ++t) {

@@ -19,7 +19,7 @@ struct AvgPool2dForwardKernel {
   scalar_t* out;
   BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.out_plane(), p.out_w,
+    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.by_out_plane, p.by_out_w,
                                   [&](const BasicPlaneCell<Index>& o) {
       out[o.index] = avg_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
     });
@@ -32,7 +32,7 @@ struct AvgPool2dBackwardKernel {
   scalar_t* grad_x;
   BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.in_plane(), p.in_w,
+    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.by_in_plane, p.by_in_w,
                                   [&](const BasicPlaneCell<Index>& in) {
       grad_x[in.index] = static_cast<scalar_t>(
           avg_pool_input_grad(grad_out + in.plane * p.out_plane(), p, in.row, in.col));

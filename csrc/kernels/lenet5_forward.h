@@ -184,16 +184,27 @@ struct LeNet5ForwardKernel {
   }
 
   // partial[g][n][o] = Σ over inputs i ≡ g (mod kLanes) of weight[o][i] · in[n][i].
+  // A thread issues all its weight loads before any arithmetic: they come
+  // from L2, and one at a time each would cost its whole latency.
   template <int In, int Out>
   CNNFAST_HD void dense_partial(int tid, const acc_t (&in)[kImages][In], const scalar_t* weight,
                                 Shared& sh) const {
+    constexpr int kSteps = (In + kLanes - 1) / kLanes;
     for (int task = tid; task < Out * kLanes; task += kThreads) {
       const int o = task / kLanes, g = task % kLanes;
+      acc_t weights[kSteps];
+      CNNFAST_UNROLL
+      for (int j = 0; j < kSteps; ++j) {
+        const int i = g + j * kLanes;
+        weights[j] = i < In ? static_cast<acc_t>(weight[o * In + i]) : acc_t(0);
+      }
       acc_t sum[kImages] = {};
-      for (int i = g; i < In; i += kLanes) {
-        const acc_t wi = static_cast<acc_t>(weight[o * In + i]);
+      CNNFAST_UNROLL
+      for (int j = 0; j < kSteps; ++j) {
+        const int i = g + j * kLanes;
+        if (i >= In) continue;
         CNNFAST_UNROLL
-        for (int n = 0; n < kImages; ++n) sum[n] += wi * in[n][i];
+        for (int n = 0; n < kImages; ++n) sum[n] += weights[j] * in[n][i];
       }
       CNNFAST_UNROLL
       for (int n = 0; n < kImages; ++n) sh.a.partial[g][n][o] = sum[n];

@@ -21,7 +21,7 @@ struct MaxPool2dForwardKernel {
   offset_t* offsets;
   BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.out_plane(), p.out_w,
+    for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.by_out_plane, p.by_out_w,
                                   [&](const BasicPlaneCell<Index>& o) {
       const auto best = max_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
       out[o.index] = best.value;
@@ -37,7 +37,7 @@ struct MaxPool2dBackwardKernel {
   scalar_t* grad_x;
   BasicPool2dProblem<Index> p;
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
-    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.in_plane(), p.in_w,
+    for_each_plane_cell_as<Index>(t, p.planes * p.in_plane(), p.by_in_plane, p.by_in_w,
                                   [&](const BasicPlaneCell<Index>& in) {
       const Index first_out = in.plane * p.out_plane();
       grad_x[in.index] = static_cast<scalar_t>(
