@@ -45,7 +45,7 @@ template <class Index>
 struct Divisor {
   Index value = 1;
   Divisor() = default;
-  explicit Divisor(Index d) : value(d) {}
+  CNNFAST_HD explicit Divisor(Index d) : value(d) {}
   CNNFAST_HD Index divide(Index n) const { return n / value; }
 };
 
