@@ -183,7 +183,10 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
 // window chose it, in output order (deterministic, no atomics). A window
 // chose the cell when its saved offset is the cell's offset inside it: a
 // multiplication per window where decoding the offset would divide.
-template <class scalar_t, class offset_t, class Index>
+// kCover > 0 promises at most kCover covering windows per axis
+// (ceil(kernel / stride)): the loops then unroll into predicated steps, so
+// a warp's neighbouring cells, covered by one window or two, take one path.
+template <int kCover = 0, class scalar_t, class offset_t, class Index>
 CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane,
                                                       const offset_t* offset_plane,
                                                       const BasicPool2dProblem<Index>& p, Index h,
@@ -191,13 +194,22 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
   const BasicOutputRange<Index> rows = covering_outputs(h, p.by_stride_h, p.pad_h, p.kernel_h, p.out_h);
   const BasicOutputRange<Index> cols = covering_outputs(w, p.by_stride_w, p.pad_w, p.kernel_w, p.out_w);
   acc_type<scalar_t> sum = 0;
-  for (Index oh = rows.begin; oh < rows.end; ++oh) {
-    const Index row_offset = (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w;
-    for (Index ow = cols.begin; ow < cols.end; ++ow) {
-      const Index offset = static_cast<Index>(offset_plane[oh * p.out_w + ow]);
-      if (offset == row_offset + (w - (ow * p.stride_w - p.pad_w)))
-        sum += static_cast<acc_type<scalar_t>>(grad_plane[oh * p.out_w + ow]);
-    }
+  const auto add_if_chosen = [&](Index oh, Index ow) {
+    const Index offset_in_window =
+        (h - (oh * p.stride_h - p.pad_h)) * p.kernel_w + (w - (ow * p.stride_w - p.pad_w));
+    if (static_cast<Index>(offset_plane[oh * p.out_w + ow]) == offset_in_window)
+      sum += static_cast<acc_type<scalar_t>>(grad_plane[oh * p.out_w + ow]);
+  };
+  if constexpr (kCover > 0) {
+    CNNFAST_UNROLL
+    for (int r = 0; r < kCover; ++r)
+      CNNFAST_UNROLL
+      for (int c = 0; c < kCover; ++c)
+        if (rows.begin + r < rows.end && cols.begin + c < cols.end)
+          add_if_chosen(rows.begin + r, cols.begin + c);
+  } else {
+    for (Index oh = rows.begin; oh < rows.end; ++oh)
+      for (Index ow = cols.begin; ow < cols.end; ++ow) add_if_chosen(oh, ow);
   }
   return sum;
 }

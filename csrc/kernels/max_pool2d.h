@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "../common/checks.h"
 #include "../common/launch.h"
@@ -30,7 +31,9 @@ struct MaxPool2dForwardKernel {
   }
 };
 
-template <class scalar_t, class offset_t, class Index>
+// kCover: at most that many windows cover a cell along each axis, or 0 for
+// any number (csrc/common/pool2d.h, max_pool_input_grad).
+template <class scalar_t, class offset_t, class Index, int kCover>
 struct MaxPool2dBackwardKernel {
   const scalar_t* grad_out;
   const offset_t* offsets;
@@ -41,7 +44,7 @@ struct MaxPool2dBackwardKernel {
                                   [&](const BasicPlaneCell<Index>& in) {
       const Index first_out = in.plane * p.out_plane();
       grad_x[in.index] = static_cast<scalar_t>(
-          max_pool_input_grad(grad_out + first_out, offsets + first_out, p, in.row, in.col));
+          max_pool_input_grad<kCover>(grad_out + first_out, offsets + first_out, p, in.row, in.col));
     });
   }
 };
@@ -89,12 +92,20 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
     dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launch_per_cell(launcher, grad_x.numel(), p, [&](const auto& problem) {
-        using Index = index_of<decltype(problem)>;
-        return MaxPool2dBackwardKernel<scalar_t, offset_t, Index>{
-            grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-            grad_x.mutable_data_ptr<scalar_t>(), problem};
-      });
+      const auto launch = [&](auto cover) {
+        launch_per_cell(launcher, grad_x.numel(), p, [&](const auto& problem) {
+          return MaxPool2dBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
+                                         decltype(cover)::value>{
+              grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
+              grad_x.mutable_data_ptr<scalar_t>(), problem};
+        });
+      };
+      // Up to 2×2 covering windows (AlexNet's 3×3 at stride 2, any window
+      // no wider than twice its stride): the unrolled gather.
+      if (ceil_div(p.kernel_h, p.stride_h) <= 2 && ceil_div(p.kernel_w, p.stride_w) <= 2)
+        launch(std::integral_constant<int, 2>{});
+      else
+        launch(std::integral_constant<int, 0>{});
     });
   });
   return grad_x;
