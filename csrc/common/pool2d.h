@@ -104,8 +104,8 @@ struct BasicWindowSpan {
 using WindowSpan = BasicWindowSpan<int64_t>;
 
 template <class Index>
-CNNFAST_INLINE BasicWindowSpan<Index> window_span(Index o, Index stride, Index pad, Index kernel,
-                                             Index in) {
+CNNFAST_INLINE BasicWindowSpan<Index> window_span(Index o, Index stride, Index pad,
+                                                  Index kernel, Index in) {
   const Index first = o * stride - pad;
   return {first, first < 0 ? Index(0) : first, first + kernel < in ? first + kernel : in};
 }

@@ -45,7 +45,7 @@ struct LeNet5ForwardKernel {
   using G = LeNet5Geometry;
   static constexpr int kImages = sizeof(acc_t) == 4 ? 4 : 1;  // per block
   static constexpr int kThreads = 256;
-  static constexpr int kMinBlocksPerSM = 2;
+  static constexpr int kMinBlocksPerSM = 2;  // ≤ 128 registers: two blocks share an SM
   static constexpr int kLanes = 8;  // threads per neuron in a dense layer
   static constexpr int kTaps = G::kKernel * G::kKernel;
   static constexpr int kPatch = G::kKernel + 1;  // input rows/cols under a 2×2 pooled cell
