@@ -493,14 +493,15 @@ def _lenet5_forward_backward(ctx, grad_scores):
     conv1 = _ops.conv2d(x, conv1_w, conv1_b, one, zero, 1, "tanh")
     pool1 = _ops.avg_pool2d(conv1, two, two, zero, False, True)
     conv2 = _ops.conv2d(pool1, conv2_w, conv2_b, one, zero, 1, "tanh")
-    flat = _ops.avg_pool2d(conv2, two, two, zero, False, True).flatten(1)
+    pool2 = _ops.avg_pool2d(conv2, two, two, zero, False, True)
+    flat = pool2.flatten(1)
     fc1 = _ops.linear(flat, fc1_w, fc1_b, "tanh")
     fc2 = _ops.linear(fc1, fc2_w, fc2_b, "tanh")
     scores = _ops.linear(fc2, fc3_w, fc3_b, None)
     g_fc2, g_fc3_w, g_fc3_b = _ops._linear_backward(grad_scores, fc2, fc3_w, scores, None, every)
     g_fc1, g_fc2_w, g_fc2_b = _ops._linear_backward(g_fc2, fc1, fc2_w, fc2, "tanh", every)
     g_flat, g_fc1_w, g_fc1_b = _ops._linear_backward(g_fc1, flat, fc1_w, fc1, "tanh", every)
-    g_conv2 = _ops._avg_pool2d_backward(g_flat.view(-1, 16, 5, 5), conv2.shape, two, two, zero, True)
+    g_conv2 = _ops._avg_pool2d_backward(g_flat.view_as(pool2), conv2.shape, two, two, zero, True)
     g_pool1, g_conv2_w, g_conv2_b = _ops._conv2d_backward(
         g_conv2, pool1, conv2_w, conv2, one, zero, 1, "tanh", every
     )
