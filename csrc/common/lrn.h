@@ -40,7 +40,7 @@ template <class sum_t, class Value>
 CNNFAST_INLINE sum_t channel_window_sum(int64_t first, int64_t last, int64_t channels,
                                         const Value& v) {
   sum_t sum = 0;
-  for (int64_t c = max_i64(first, 0); c <= min_i64(last, channels - 1); ++c) sum += v(c);
+  for (int64_t c = max_of(first, int64_t{0}); c <= min_of(last, channels - 1); ++c) sum += v(c);
   return sum;
 }
 

@@ -34,9 +34,6 @@ CNNFAST_INLINE bool is_nan(T v) {
 // a / b rounded up, for positive b (blocks, tiles, strips).
 CNNFAST_INLINE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-CNNFAST_INLINE int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-CNNFAST_INLINE int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-
 // n / d for a fixed d, as a GPU kernel divides per element: plain division
 // in general; for int32_t (0 <= n < 2^31, d >= 1) a multiply-high, an add
 // and a shift with a magic number worked out once on the host (Granlund and

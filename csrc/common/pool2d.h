@@ -131,7 +131,7 @@ CNNFAST_INLINE OutputRange interior_outputs(int64_t stride, int64_t pad, int64_t
                                                      int64_t in, int64_t out) {
   const int64_t begin = (pad + stride - 1) / stride;
   const int64_t end = in + pad >= kernel ? (in + pad - kernel) / stride + 1 : 0;
-  return {min_i64(begin, out), max_i64(min_i64(end, out), min_i64(begin, out))};
+  return {min_of(begin, out), max_of(min_of(end, out), min_of(begin, out))};
 }
 
 // ---- max pooling ----------------------------------------------------------

@@ -106,8 +106,8 @@ struct ImplicitGemmKernel {
     Span s;
     s.row0 = t.block_idx.y * Tile::kRows;
     s.col0 = t.block_idx.x * Tile::kCols;
-    s.kd_begin = min_i64(view.depth(), t.block_idx.z * depth_slice);
-    s.kd_end = min_i64(view.depth(), s.kd_begin + depth_slice);
+    s.kd_begin = min_of(view.depth(), t.block_idx.z * depth_slice);
+    s.kd_end = min_of(view.depth(), s.kd_begin + depth_slice);
     s.tiles = ceil_div(s.kd_end - s.kd_begin, Tile::kDepth);
     return s;
   }

@@ -246,16 +246,16 @@ at::Tensor lenet5_forward(const at::Tensor& x, const LeNet5Parameters& params) {
   check_lenet5_arguments(x, params, op, /*allow_16bit=*/true);
   Launcher launcher(x.device());
   const at::Tensor input = x.contiguous();
-  const LeNet5Parameters dense = params.contiguous();
+  const LeNet5Parameters contiguous = params.contiguous();
   at::Tensor out = at::empty({x.size(0), LeNet5Geometry::kClasses}, input.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "lenet5_forward", [&] {
     using Kernel = LeNet5ForwardKernel<scalar_t>;
     const auto ptr = [](const at::Tensor& t) { return t.const_data_ptr<scalar_t>(); };
     const LeNet5Pointers<scalar_t> pointers{
-        ptr(dense.conv1_weight), ptr(dense.conv1_bias), ptr(dense.conv2_weight),
-        ptr(dense.conv2_bias),   ptr(dense.fc1_weight), ptr(dense.fc1_bias),
-        ptr(dense.fc2_weight),   ptr(dense.fc2_bias),   ptr(dense.fc3_weight),
-        ptr(dense.fc3_bias)};
+        ptr(contiguous.conv1_weight), ptr(contiguous.conv1_bias), ptr(contiguous.conv2_weight),
+        ptr(contiguous.conv2_bias),   ptr(contiguous.fc1_weight), ptr(contiguous.fc1_bias),
+        ptr(contiguous.fc2_weight),   ptr(contiguous.fc2_bias),   ptr(contiguous.fc3_weight),
+        ptr(contiguous.fc3_bias)};
     LaunchShape shape;
     shape.grid.x = ceil_div(x.size(0), Kernel::kImages);
     shape.block.x = Kernel::kThreads;
