@@ -12,25 +12,31 @@ from typing import Callable, NamedTuple
 
 import torch
 
-_ops = torch.ops.cnnfast
+from . import _C
+
 _below_autograd = torch._C._AutoDispatchBelowAutograd
 
 
 def _run(name, *args):
     """torch.ops.cnnfast.<name>(*args), the way the public functions call
     their ops. Under torch.compile the op is called as it is, for Dynamo to
-    trace. In eager mode the op's autograd formulas (registered below with
-    torch.library.register_autograd) apply through _EagerAutograd when an
-    argument needs a gradient, and the op runs below autograd when none
-    does: what torch.library's autograd kernel would do, without its trip
-    from the dispatcher into Python and back and its checks (about 2.5 µs a
-    call without gradients, and about 100 µs a forward+backward at LeNet-5's
-    and AlexNet's sizes, where the large tensors have evicted the Python
-    interpreter from the caches between calls)."""
+    trace. In eager mode, when no argument needs a gradient, the op's C++
+    caller (csrc/op_caller.cpp) runs it below autograd: what torch.library's
+    autograd kernel would do, without its trip from the dispatcher into
+    Python and back and its checks (about 2.5 µs a call), and without the
+    Python of this path either (tens of µs at LeNet-5's and AlexNet's sizes,
+    where the large tensors have evicted the interpreter from the caches
+    between calls). When an argument needs a gradient the op's autograd
+    formulas (registered below with torch.library.register_autograd) apply
+    through _EagerAutograd; and where the caller declines (a tensor subclass,
+    a torch function mode) the op runs below autograd from here."""
     formulas = _FORMULAS[name]
     op = formulas.op
     if torch.compiler.is_compiling():
         return op(*args)
+    out = formulas.call_without_grad(*args)
+    if out is not NotImplemented:
+        return out
     if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
         # CUDA autocast casts conv2d's and linear's inputs above autograd
         # (csrc/autocast.cpp): only torch.library's kernel sees, and saves,
@@ -48,6 +54,7 @@ class _Formulas(NamedTuple):
     op: torch._ops.OpOverload
     setup_context: Callable
     backward: Callable
+    call_without_grad: Callable  # the op below autograd, or NotImplemented
 
 
 _FORMULAS = {}
@@ -57,7 +64,31 @@ def _register_autograd(name, backward, setup_context):
     """register_autograd for torch.ops.cnnfast.<name>, and the same formulas
     for _EagerAutograd."""
     torch.library.register_autograd(f"cnnfast::{name}", backward, setup_context=setup_context)
-    _FORMULAS[name] = _Formulas(getattr(_ops, name).default, setup_context, backward)
+    op = getattr(torch.ops.cnnfast, name).default
+    _FORMULAS[name] = _Formulas(op, setup_context, backward, _C._op_caller(name))
+
+
+class _OpCallers:
+    """torch.ops.cnnfast.<name>(*args) as _ops.<name>(*args) for the autograd
+    formulas, through the op's C++ caller where it accepts the arguments
+    (it declines under torch.compile's fake and functional tensors)."""
+
+    def __getattr__(self, name):
+        op = getattr(torch.ops.cnnfast, name).default
+        call_without_grad = _C._op_caller(name)
+
+        def call(*args):
+            if not torch.compiler.is_compiling():
+                out = call_without_grad(*args)
+                if out is not NotImplemented:
+                    return out
+            return op(*args)
+
+        setattr(self, name, call)
+        return call
+
+
+_ops = _OpCallers()
 
 
 class _EagerAutograd(torch.autograd.Function):
@@ -67,8 +98,10 @@ class _EagerAutograd(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *args_and_formulas):
         *args, formulas = args_and_formulas
-        with _below_autograd():
-            output = formulas.op(*args)
+        output = formulas.call_without_grad(*args)
+        if output is NotImplemented:
+            with _below_autograd():
+                output = formulas.op(*args)
         formulas.setup_context(ctx, args, output)
         ctx.formulas = formulas
         return output

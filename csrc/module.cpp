@@ -1,8 +1,9 @@
 // The Python module cnnfast._C. Loading it registers every op (static
-// initializers in the op files); it also exposes the build facts and the
-// emulation switch. Plain CPython API: no pybind11 needed for this.
+// initializers in the op files); it also exposes the build facts, the
+// emulation switch and the ops' fast callers (op_caller.h).
 #include <Python.h>
 
+#include "op_caller.h"
 #include "runtime.h"
 
 namespace {
@@ -27,6 +28,7 @@ PyMethodDef methods[] = {
     {"_set_emulate_cuda", set_emulate_cuda, METH_O, "Switch the CUDA emulation on or off."},
     {"_emulate_cuda", emulate_cuda, METH_NOARGS, "Whether the CUDA emulation is on."},
     {"_cuda_kernels", cuda_kernels, METH_NOARGS, "The CUDA kernels and their emulation."},
+    {"_op_caller", cnnfast::make_op_caller, METH_O, "A fast caller of a cnnfast op without gradients."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "cnnfast's compiled ops", -1, methods};

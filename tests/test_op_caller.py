@@ -1,0 +1,192 @@
+"""The ops' C++ callers (csrc/op_caller.cpp): the same results and errors as
+the ops, and NotImplemented wherever the general Python path must run."""
+
+import contextlib
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import cnnfast
+from cnnfast import _C
+from helpers import DEVICES
+from test_op_contracts import opcheck_cases, sample
+
+ops = torch.ops.cnnfast
+
+
+def caller_of(op):
+    return _C._op_caller(op._qualified_op_name.split("::")[1])
+
+
+def conv_cases(device):
+    x = sample(device)
+    weight = torch.randn(4, 3, 3, 3, dtype=x.dtype, device=device)
+    bias = torch.randn(4, dtype=x.dtype, device=device)
+    out = ops.conv2d(x, weight, bias, [1, 2], [1, 0], 1, "tanh")
+    fc_weight = torch.randn(5, 8, dtype=x.dtype, device=device)
+    fc_out = ops.linear(x, fc_weight, None, None)
+    return [
+        (ops.conv2d, (x, weight, bias, [1, 2], [1, 0], 1, "tanh")),
+        (ops.conv2d, (x, weight, None, (1, 1), (0, 0), 1, None)),
+        (ops._conv2d_backward, (torch.randn_like(out), x, weight, out, [1, 2], [1, 0], 1, "tanh", [True, False, True])),
+        (ops.linear, (x, fc_weight, None, None)),
+        (ops._linear_backward, (torch.randn_like(fc_out), x, fc_weight, fc_out, None, (True, True, False))),
+    ]
+
+
+def assert_same_outputs(got, expected):
+    if isinstance(expected, torch.Tensor):
+        got, expected = (got,), (expected,)
+    assert isinstance(got, tuple) and len(got) == len(expected)
+    for g, e in zip(got, expected):
+        if e is None or (isinstance(e, torch.Tensor) and e.numel() == 0 and g.numel() == 0):
+            continue
+        assert g.dtype == e.dtype and g.shape == e.shape and g.stride() == e.stride()
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_op_gives_what_the_op_gives(device):
+    for op, args in opcheck_cases(device) + conv_cases(device):
+        assert_same_outputs(caller_of(op)(*args), op(*args))
+
+
+def test_arguments_left_out_take_the_schema_defaults():
+    x = sample("cpu")
+    call = caller_of(ops.local_response_norm)
+    torch.testing.assert_close(call(x, 3), ops.local_response_norm(x, 3, 1e-4, 0.75, 1.0), rtol=0, atol=0)
+    assert caller_of(ops.relu)() is NotImplemented  # x has no default
+    assert call(x, 3, 1e-4, 0.75, 1.0, 7) is NotImplemented  # one argument too many
+
+
+def test_a_tensor_needing_a_gradient_takes_the_autograd_path():
+    x = sample("cpu", requires_grad=True)
+    call = caller_of(ops.relu)
+    assert call(x) is NotImplemented
+    with torch.no_grad():
+        out = call(x)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, torch.relu(x.detach()), rtol=0, atol=0)
+    weight = torch.nn.Parameter(torch.randn(5, 8, dtype=torch.float64))
+    assert caller_of(ops.linear)(sample("cpu"), weight, None, None) is NotImplemented
+    with torch.no_grad():
+        assert isinstance(caller_of(ops.linear)(sample("cpu"), weight, None, None), torch.Tensor)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (3, 0.5, 0.75, 2.0),  # the tensor as an int
+        ("x", 3.0, 0.5, 0.75, 2.0),  # a float where the schema has an int
+        ("x", True, 0.5, 0.75, 2.0),  # a bool where the schema has an int
+        ("x", 3, 1, 0.75, 2.0),  # an int where the schema has a float
+    ],
+)
+def test_values_it_does_not_convert_take_the_general_path(args):
+    x = sample("cpu")
+    args = tuple(x if a == "x" else a for a in args)
+    assert caller_of(ops.local_response_norm)(*args) is NotImplemented
+    assert caller_of(ops.max_pool2d)(x, [3, 3], [2, 2], [1, 1], 1) is NotImplemented
+    assert caller_of(ops.max_pool2d)(x, [3, 3.0], [2, 2], [1, 1], False) is NotImplemented
+    assert caller_of(ops.conv2d)(x, x, None, [1, 1], [0, 0], 1, 7) is NotImplemented
+
+
+class Tagged(torch.Tensor):
+    """A subclass that records the functions called on it."""
+
+    seen = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.seen.append(func)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_a_tensor_subclass_sees_the_call():
+    x = sample("cpu").as_subclass(Tagged)
+    assert caller_of(ops.relu)(x) is NotImplemented
+    Tagged.seen.clear()
+    out = cnnfast.relu(x)
+    assert type(out) is Tagged
+    assert ops.relu.default in Tagged.seen
+    torch.testing.assert_close(out.as_subclass(torch.Tensor), torch.relu(x.as_subclass(torch.Tensor)))
+
+
+class RecordFunctions(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_torch_function_mode_sees_the_call():
+    x = sample("cpu")
+    with RecordFunctions() as mode:
+        assert caller_of(ops.tanh)(x) is NotImplemented
+        out = cnnfast.tanh(x)
+    assert ops.tanh.default in mode.seen
+    torch.testing.assert_close(out, torch.tanh(x))
+
+
+class RecordOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_torch_dispatch_mode_sees_the_op():
+    x = sample("cpu")
+    with RecordOps() as mode:
+        out = caller_of(ops.max_pool2d)(x, [3, 3], [2, 2], [1, 1], True)
+    assert mode.seen == [ops.max_pool2d.default]
+    torch.testing.assert_close(out, torch.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "op, args",
+    [
+        (ops.relu, (torch.ones(3, dtype=torch.int32),)),
+        (ops.max_pool2d, (torch.ones(1, 1, 5, 5), [3, 3], [2, 2], [2, 2], False)),
+        (ops.max_pool2d, (torch.ones(1, 1, 5, 5), [3, 3], [0, 2], [1, 1], False)),
+        (ops.conv2d, (torch.ones(1, 3, 5, 5), torch.ones(4, 2, 3, 3), None, [1, 1], [0, 0], 1, "relu")),
+        (ops.conv2d, (torch.ones(1, 3, 5, 5), torch.ones(4, 3, 3, 3), None, [1, 1], [0, 0], 1, "gelu")),
+    ],
+)
+def test_errors_are_the_ops_errors(op, args):
+    with pytest.raises(Exception) as expected:
+        op(*args)
+    with pytest.raises(Exception) as got:
+        caller_of(op)(*args)
+    assert type(got.value) is type(expected.value)
+    assert str(got.value) == str(expected.value)
+
+
+def test_the_public_functions_take_the_caller_without_gradients(monkeypatch):
+    # The general path runs the op below autograd from cnnfast/ops.py; count
+    # how often it does.
+    general = []
+    below_autograd = cnnfast.ops._below_autograd
+
+    @contextlib.contextmanager
+    def counted():
+        general.append(1)
+        with below_autograd():
+            yield
+
+    monkeypatch.setattr(cnnfast.ops, "_below_autograd", counted)
+    x = sample("cpu")
+    cnnfast.relu(x)
+    cnnfast.max_pool2d(x, 3, 2)
+    cnnfast.conv2d(x, torch.randn(4, 3, 3, 3, dtype=x.dtype), None, 1, 0, 1, "relu")
+    assert general == []
+    cnnfast.relu(x.as_subclass(Tagged))
+    assert general == [1]
