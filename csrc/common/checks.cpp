@@ -253,7 +253,7 @@ ConvProblem conv2d_problem(const at::Tensor& x, const at::Tensor& weight,
   p.k = weight.size(0);
   p.r = weight.size(2);
   p.s = weight.size(3);
-  p.groups = groups;
+  p.set_groups(groups);
   TORCH_CHECK(p.c > 0 && p.h > 0 && p.w > 0, "cnnfast.", op,
               ": x must have non-zero channels, height and width, got shape ", x.sizes());
   TORCH_CHECK(p.k > 0 && weight.size(1) > 0 && p.r > 0 && p.s > 0, "cnnfast.", op,
@@ -298,6 +298,7 @@ ConvProblem linear_problem(const at::Tensor& x, const at::Tensor& weight,
   p.n = x.numel() / p.c;
   p.h = p.w = p.r = p.s = p.p = p.q = 1;
   p.k = weight.size(0);
+  p.set_groups(1);
   check_bias(bias, x, p.k, op);
   p.act = parse_activation(activation, op);
   return p;

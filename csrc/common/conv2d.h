@@ -50,10 +50,20 @@ struct ConvProblem {
   int64_t p = 0, q = 0;
   int64_t pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1;
   int64_t groups = 1;
+  // c / groups and k / groups, stored so that the views' offsets need no
+  // division: nvcc cannot hoist a division out of a predicated load, so
+  // each tile's loads would otherwise repeat it.
+  int64_t c_per_group = 0, k_per_group = 0;
   Activation act = Activation::kNone;
 
-  CNNFAST_HD int64_t c_group() const { return c / groups; }
-  CNNFAST_HD int64_t k_group() const { return k / groups; }
+  // After c and k: the group count, and the channels per group.
+  void set_groups(int64_t count) {
+    groups = count;
+    c_per_group = c / count;
+    k_per_group = k / count;
+  }
+  CNNFAST_HD int64_t c_group() const { return c_per_group; }
+  CNNFAST_HD int64_t k_group() const { return k_per_group; }
   CNNFAST_HD int64_t in_plane() const { return h * w; }
   CNNFAST_HD int64_t out_plane() const { return p * q; }
   CNNFAST_HD int64_t filter_taps() const { return r * s; }

@@ -85,8 +85,11 @@ struct ImplicitGemmKernel {
   acc_t* partial;       // [slices][rows][cols] partial sums, or null: store directly
 
   struct Shared {
-    acc_t a[2][Tile::kDepth][Tile::kRows + 4];  // padded: the transposing stores spread over banks
-    acc_t b[2][Tile::kDepth][Tile::kCols];
+    // 16-byte aligned, so that each 4-row (4-column) quarter of a thread's
+    // fragment is one vector load. A is padded: the transposing stores then
+    // spread over the banks.
+    alignas(16) acc_t a[2][Tile::kDepth][Tile::kRows + 4];
+    alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols];
     // Depth coordinates of the tiles in flight, two tiles ahead.
     int64_t a_offset[2][Tile::kDepth];
     int64_t d_offset[2][Tile::kDepth], d_y[2][Tile::kDepth], d_x[2][Tile::kDepth];
