@@ -98,8 +98,10 @@ struct ImplicitGemmKernel {
   struct Registers {
     acc_t acc[Tile::kThreadRows][Tile::kThreadCols];
     acc_t next_a[Tile::kLoadsA], next_b[Tile::kLoadsB];
-    GatherCoord column;  // this thread's B column
-    bool column_inside;
+    // This thread's B column. Past the last column it reads the last one
+    // instead: the values only reach accumulators of columns the epilogue
+    // skips, and the loads need no predicate (nor a register to hold one).
+    GatherCoord column;
   };
 
   struct Span {
@@ -132,16 +134,20 @@ struct ImplicitGemmKernel {
   CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int64_t tile, const Shared& sh,
                             Registers& r) const {
     const int slot = static_cast<int>(tile % 2);
-    const int64_t tid = t.thread_idx.x;
+    const int tid = static_cast<int>(t.thread_idx.x);
+    // Depth rows of this tile inside the slice (all but the last tile: all).
+    const int depth_left =
+        static_cast<int>(min_of<int64_t>(Tile::kDepth, s.kd_end - s.kd_begin - tile * Tile::kDepth));
     for (int i = 0; i < Tile::kLoadsA; ++i) {
-      const int64_t row = s.row0 + tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth);
-      const int64_t k = tid % Tile::kDepth;
-      const bool inside = row < view.rows() && s.kd_begin + tile * Tile::kDepth + k < s.kd_end;
-      r.next_a[i] = inside ? view.a_at(row, sh.a_offset[slot][k]) : acc_t(0);
+      // Past the last row a thread reads the last row, as for columns.
+      const int64_t row = min_of<int64_t>(
+          s.row0 + tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth), view.rows() - 1);
+      const int k = tid % Tile::kDepth;
+      r.next_a[i] = k < depth_left ? view.a_at(row, sh.a_offset[slot][k]) : acc_t(0);
     }
     for (int i = 0; i < Tile::kLoadsB; ++i) {
-      const int64_t k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
-      const bool inside = r.column_inside && s.kd_begin + tile * Tile::kDepth + k < s.kd_end;
+      const int k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
+      const bool inside = k < depth_left;
       GatherCoord d;
       d.offset = sh.d_offset[slot][k];
       d.y = sh.d_y[slot][k];
@@ -208,8 +214,7 @@ struct ImplicitGemmKernel {
         CNNFAST_UNROLL
         for (int j = 0; j < Tile::kThreadCols; ++j) r.acc[i][j] = acc_t(0);
       const int64_t col = s.col0 + t.thread_idx.x % Tile::kCols;
-      r.column_inside = col < view.cols();
-      if (r.column_inside) r.column = view.b_col(col);
+      r.column = view.b_col(min_of(col, view.cols() - 1));
       write_depth_table(t, s, 0, 0, sh);
       write_depth_table(t, s, 1, 1, sh);
     });
