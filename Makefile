@@ -10,7 +10,7 @@ export MAX_JOBS ?= 2
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
 STAMP := build/.built-$(notdir $(VENV))
 
-.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report demo bench bench-pytest gpu-check clean
+.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report sass-report demo bench bench-pytest gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ test-cpp: $(VENV)/.installed
 ptxas-report: $(VENV)/.installed
 	CNNFAST_CUDA=1 CNNFAST_PTXAS_VERBOSE=1 $(PY) setup.py build_ext --build-temp build/ptxas \
 	  --build-lib build/ptxas-lib 2>&1 | $(PY) tools/ptxas_summary.py
+
+# The SASS of the CUDA kernels the last build compiled, summarized per
+# kernel (spills, the hottest loop's instruction mix); no GPU needed.
+sass-report: build
+	$(PY) tools/sass_report.py
 
 # The main job: train LeNet-5, then bench --quick and its plot (demo-output/).
 demo: build

@@ -1,0 +1,139 @@
+"""What the GPU would execute, read without a GPU: the SASS of the compiled
+CUDA kernels (cuobjdump, from the CUDA toolkit or the copy triton ships),
+summarized per kernel — instructions, local-memory (spill) accesses, and the
+hottest loop: the backward branch enclosing the most FMAs, with its mix of
+FMAs, shared and global loads and the rest. For a GEMM, the loop's length
+per FMA is the instruction overhead of a depth tile.
+
+    python tools/sass_report.py [--match REGEX] [objects or cubins...]
+
+Without objects it reads the CUDA objects of the last `make build`
+(build/temp*/csrc/cuda/*.o).
+"""
+
+import argparse
+import collections
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+FMA = re.compile(r"^[HFD]FMA2?$")
+GROUPS = (
+    ("fma", FMA),
+    ("lds", re.compile(r"^LDS")),
+    ("sts", re.compile(r"^STS")),
+    ("ldg", re.compile(r"^LDG")),
+    ("stg", re.compile(r"^STG")),
+    ("spill", re.compile(r"^(LDL|STL)")),
+    ("branch", re.compile(r"^(BRA|BSSY|BSYNC)")),
+)
+
+
+def cuobjdump():
+    found = shutil.which("cuobjdump")
+    for root in filter(None, [os.environ.get("CUDA_HOME"), "/usr/local/cuda"]):
+        candidate = os.path.join(root, "bin", "cuobjdump")
+        if not found and os.path.exists(candidate):
+            found = candidate
+    if not found:
+        try:
+            import triton
+
+            candidate = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+            found = candidate if os.path.exists(candidate) else None
+        except ImportError:
+            pass
+    if not found:
+        sys.exit("sass_report: no cuobjdump (CUDA toolkit or triton) found")
+    return found
+
+
+def functions(sass):
+    """(name, [(address, opcode, text)]) for each function in cuobjdump's output."""
+    name, body = None, []
+    for line in sass.splitlines():
+        header = re.match(r"\s*Function : (\S+)", line)
+        if header:
+            if name:
+                yield name, body
+            name, body = header.group(1), []
+            continue
+        instr = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line)
+        if instr and name:
+            text = re.sub(r"^@!?U?PT?\d*\s+", "", instr.group(2))
+            body.append((int(instr.group(1), 16), text.split()[0], text))
+    if name:
+        yield name, body
+
+
+def mix(instrs):
+    counts = collections.Counter()
+    for _, opcode, _ in instrs:
+        group = next((g for g, pattern in GROUPS if pattern.match(opcode)), "other")
+        counts[group] += 1
+    return counts
+
+
+def hottest_loop(body):
+    """The instructions between a backward branch's target and the branch,
+    for the branch enclosing the most FMAs."""
+    index = {address: i for i, (address, _, _) in enumerate(body)}
+    best = []
+    for i, (address, opcode, text) in enumerate(body):
+        target = re.search(r"BRA\s+(?:`\()?(0x[0-9a-f]+)", text)
+        if opcode != "BRA" or not target:
+            continue
+        start = index.get(int(target.group(1), 16))
+        if start is None or start > i:
+            continue
+        loop = body[start : i + 1]
+        if mix(loop)["fma"] > mix(best)["fma"]:
+            best = loop
+    return best
+
+
+def readable(mangled):
+    """The kernel's functor type, demangled (c++filt) and without namespaces."""
+    try:
+        name = subprocess.run(["c++filt", mangled], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return mangled
+    inner = re.match(r"void cnnfast::run(?:_block)?_kernel<(.*)>\(.*\)$", name)
+    name = inner.group(1) if inner else name
+    return re.sub(r"\b(cnnfast|kernels|c10)::", "", name).replace(" >", ">").strip()
+
+
+def report(objects, match):
+    tool = cuobjdump()
+    print("| kernel | instructions | spill accesses | hottest loop | FMA | LDS | LDG | STS | other | loop per FMA |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for path in objects:
+        sass = subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
+        for name, body in functions(sass):
+            if match and not re.search(match, name):
+                continue
+            total = mix(body)
+            loop = hottest_loop(body)
+            m = mix(loop)
+            per_fma = f"{len(loop) / m['fma']:.2f}" if m["fma"] else ""
+            rest = len(loop) - m["fma"] - m["lds"] - m["ldg"] - m["sts"]
+            print(f"| {readable(name)} | {len(body)} | {total['spill']} | {len(loop)} | {m['fma']} | "
+                  f"{m['lds']} | {m['ldg']} | {m['sts']} | {rest} | {per_fma} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("objects", nargs="*")
+    parser.add_argument("--match", help="only kernels whose mangled name matches this regex")
+    args = parser.parse_args()
+    objects = args.objects or sorted(glob.glob("build/temp*/csrc/cuda/*.o"))
+    if not objects:
+        sys.exit("sass_report: no CUDA objects (run make build with a CUDA toolkit first)")
+    report(objects, args.match)
+
+
+if __name__ == "__main__":
+    main()
