@@ -1,0 +1,47 @@
+"""tools/sass_report.py's reading of cuobjdump's SASS listing."""
+
+import importlib.util
+import pathlib
+
+from helpers import ONCE
+
+spec = importlib.util.spec_from_file_location(
+    "sass_report", pathlib.Path(__file__).resolve().parents[1] / "tools" / "sass_report.py")
+sass_report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sass_report)
+
+# Two functions in cuobjdump's layout: the first with an outer loop
+# (0x0010-0x0070) around an inner one holding more FMAs (0x0020-0x0050),
+# and a spill; the second without a loop.
+LISTING = """
+\t\tFunction : _Z4gemmv
+\t.headerflags\t@"EF_CUDA_SM90 EF_CUDA_VIRTUAL_SM(EF_CUDA_SM90)"
+        /*0000*/                   STL [R1], R2 ;                       /* 0x0 */
+        /*0010*/                   LDG.E R4, desc[UR4][R2.64] ;         /* 0x0 */
+        /*0020*/                   LDS.128 R8, [R0] ;                   /* 0x0 */
+        /*0030*/                   FFMA R12, R8, R9, R12 ;              /* 0x0 */
+        /*0040*/                   FFMA R13, R10, R11, R13 ;            /* 0x0 */
+        /*0050*/              @P0  BRA 0x20 ;                           /* 0x0 */
+        /*0060*/                   FFMA R14, R8, R9, R14 ;              /* 0x0 */
+        /*0070*/              @!P1 BRA 0x10 ;                           /* 0x0 */
+        /*0080*/                   EXIT ;                               /* 0x0 */
+\t\tFunction : _Z4copyv
+        /*0000*/                   LDG.E R4, desc[UR4][R2.64] ;         /* 0x0 */
+        /*0010*/                   STG.E desc[UR4][R6.64], R4 ;         /* 0x0 */
+        /*0020*/                   EXIT ;                               /* 0x0 */
+"""
+
+
+@ONCE
+def test_functions_loops_and_mix():
+    functions = dict(sass_report.functions(LISTING))
+    assert list(functions) == ["_Z4gemmv", "_Z4copyv"]
+    gemm = functions["_Z4gemmv"]
+    assert len(gemm) == 9 and gemm[5][1] == "BRA"  # the predicate is not the opcode
+    assert sass_report.mix(gemm)["spill"] == 1
+    # The outer loop encloses three FMAs, the inner one two.
+    loop = sass_report.hottest_loop(gemm)
+    assert [address for address, _, _ in loop] == [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70]
+    counts = sass_report.mix(loop)
+    assert (counts["fma"], counts["lds"], counts["ldg"], counts["branch"]) == (3, 1, 1, 2)
+    assert sass_report.hottest_loop(functions["_Z4copyv"]) == []
