@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "../common/checks.h"
@@ -79,12 +80,13 @@ inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
           mask[2] ? at::empty({p.k}, x.options()) : empty()};
 }
 
-// dgrad (with the given view, one per group) and wgrad of a problem.
-template <class Engine, template <class> class DgradView, class MakeDgrad>
+// dgrad (run_dgrad(tag, grad, out, weight, grad_x) runs the problem's own
+// views on the engine) and wgrad of a problem.
+template <class Engine, class RunDgrad>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
-    std::array<bool, 3> mask, const MakeDgrad& make_dgrad) {
+    std::array<bool, 3> mask, const RunDgrad& run_dgrad) {
   const BackwardSource source = backward_source(engine, grad_output, output, p.act);
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   Gradients grads = allocate_gradients(p, x, weight, mask);
@@ -93,10 +95,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const T* g = source.grad.const_data_ptr<T>();
     const T* out = data_or_null<T>(source.output);
     if (mask[0])
-      engine.run(per_group<DgradView<T>>(p, [&](int64_t group) {
-        return make_dgrad(tag, g, out, filter.const_data_ptr<T>(),
-                          grads.grad_x.mutable_data_ptr<T>(), group);
-      }));
+      run_dgrad(tag, g, out, filter.const_data_ptr<T>(), grads.grad_x.mutable_data_ptr<T>());
     if (mask[1] || mask[2])
       engine.run(per_group<WgradGemm<T>>(p, [&](int64_t group) {
         return WgradGemm<T>{g,
@@ -158,10 +157,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
   const ConvProblem p = conv2d_problem(x, weight, std::nullopt, stride, padding, groups,
                                        activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, conv2d_output_size(x, p), op);
-  return gemm_backward<Engine, DgradGemm>(
-      Engine(x), p, grad_output, x, weight, output, output_mask,
-      [&](auto tag, auto grad, auto out, auto filter, auto grad_x, int64_t group) {
-        return DgradGemm<decltype(tag)>{grad, out, filter, grad_x, p, group};
+  const Engine engine(x);
+  return gemm_backward(
+      engine, p, grad_output, x, weight, output, output_mask,
+      [&](auto tag, auto grad, auto out, auto filter, auto grad_x) {
+        const auto run = [&](auto unit_stride) {
+          using View = DgradGemm<decltype(tag), decltype(unit_stride)::value>;
+          engine.run(per_group<View>(
+              p, [&](int64_t group) { return View{grad, out, filter, grad_x, p, group}; }));
+        };
+        if (p.stride_h == 1 && p.stride_w == 1)
+          run(std::true_type{});
+        else
+          run(std::false_type{});
       });
 }
 

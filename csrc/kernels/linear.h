@@ -49,11 +49,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
   const char* op = "_linear_backward";
   const ConvProblem p = linear_problem(x, weight, std::nullopt, activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, linear_output_size(x, p), op);
-  return gemm_backward<Engine, LinearDgradGemm>(
-      Engine(x), p, grad_output, x, weight, output, output_mask,
-      [&](auto tag, auto grad, auto out, auto filter, auto grad_x, int64_t) {
-        return LinearDgradGemm<decltype(tag)>{grad, out, filter, grad_x, p};
-      });
+  const Engine engine(x);
+  return gemm_backward(engine, p, grad_output, x, weight, output, output_mask,
+                       [&](auto tag, auto grad, auto out, auto filter, auto grad_x) {
+                         using View = LinearDgradGemm<decltype(tag)>;
+                         engine.run(std::vector<View>{View{grad, out, filter, grad_x, p}});
+                       });
 }
 
 }  // namespace kernels
