@@ -162,7 +162,8 @@ PyObject* returned_values(torch::jit::Stack& stack) {
 
 PyObject* call_op(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
   HANDLE_TH_ERRORS
-  const auto* op = static_cast<const c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  const auto* op =
+      static_cast<const c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
   if (op == nullptr) return nullptr;
   if (at::impl::torch_function_mode_enabled()) Py_RETURN_NOTIMPLEMENTED;
   std::optional<torch::jit::Stack> stack = argument_stack(op->schema(), args, count);
@@ -176,7 +177,8 @@ PyObject* call_op(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
   END_HANDLE_TH_ERRORS
 }
 
-PyMethodDef call_op_def = {"op_caller", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call_op)),
+PyMethodDef call_op_def = {"op_caller",
+                           reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call_op)),
                            METH_FASTCALL, "Call a cnnfast op below autograd, or NotImplemented."};
 
 void delete_handle(PyObject* capsule) {
@@ -205,7 +207,8 @@ PyObject* make_op_caller(PyObject*, PyObject* name) {
   }
   if (!load_parameter_type()) return nullptr;
   const std::string op_name = std::string("cnnfast::") + PyUnicode_AsUTF8(name);
-  auto* handle = new c10::OperatorHandle(c10::Dispatcher::singleton().findSchemaOrThrow(op_name.c_str(), ""));
+  auto* handle = new c10::OperatorHandle(
+      c10::Dispatcher::singleton().findSchemaOrThrow(op_name.c_str(), ""));
   PyObject* capsule = PyCapsule_New(handle, kCapsuleName, &delete_handle);
   if (capsule == nullptr) {
     delete handle;

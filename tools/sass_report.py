@@ -42,7 +42,8 @@ def cuobjdump():
         try:
             import triton
 
-            candidate = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+            tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+            candidate = os.path.join(tools, "cuobjdump")
             found = candidate if os.path.exists(candidate) else None
         except ImportError:
             pass

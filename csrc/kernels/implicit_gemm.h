@@ -16,7 +16,8 @@
 // launch bounds hold float and the 16-bit types to 128 registers per thread,
 // 16 warps per SM; double takes 230-252 registers; no spills and no stack —
 // the loops over the register block are unrolled so the accumulators stay in
-// registers.
+// registers — except in linear's input-gradient view, LinearDgradGemm, which
+// spills a few values (make sass-report).
 //
 // Per depth tile:  load the next A and B tiles from global memory into
 // registers (gathered: the implicit im2col) → multiply the current tiles from
@@ -136,8 +137,8 @@ struct ImplicitGemmKernel {
     const int slot = static_cast<int>(tile % 2);
     const int tid = static_cast<int>(t.thread_idx.x);
     // Depth rows of this tile inside the slice (all but the last tile: all).
-    const int depth_left =
-        static_cast<int>(min_of<int64_t>(Tile::kDepth, s.kd_end - s.kd_begin - tile * Tile::kDepth));
+    const int64_t depth_after = s.kd_end - s.kd_begin - tile * Tile::kDepth;
+    const int depth_left = static_cast<int>(min_of<int64_t>(Tile::kDepth, depth_after));
     for (int i = 0; i < Tile::kLoadsA; ++i) {
       // Past the last row a thread reads the last row, as for columns.
       const int64_t row = min_of<int64_t>(
