@@ -9,7 +9,7 @@
 // (csrc/kernels/implicit_gemm.h):
 //   rows(), cols(), depth()      C (rows × cols) = A (rows × depth) · B (depth × cols)
 //   a_rows(), a_row_stride(),    A[m][kd] sits at a_rows()[m * a_row_stride() + a_offset(kd)];
-//   a_offset(kd), a_at(m, off)   a_at reads it (applying the activation's derivative in wgrad)
+//   a_offset(kd), a_at(m, off)   a_at reads it
 //   b_source(), b_bounds(),      B is a gather: a depth index and a column index each
 //   b_depth(kd), b_col(col),     contribute an offset and a (y, x) position; b_at reads
 //   b_at(depth, col)             the element where the summed position is inside, else 0
@@ -34,13 +34,6 @@ CNNFAST_INLINE T activate(T v, Activation act) {
   if (act == Activation::kRelu) return relu_value(v);
   if (act == Activation::kTanh) return tanh_value(v);
   return v;
-}
-
-template <class T>
-CNNFAST_INLINE T activation_grad(T grad, T out, Activation act) {
-  if (act == Activation::kRelu) return relu_grad(grad, out);
-  if (act == Activation::kTanh) return tanh_grad(grad, out);
-  return grad;
 }
 
 // x: n × c × h × w, weight: k × (c / groups) × r × s, output: n × k × p × q.
@@ -81,6 +74,10 @@ CNNFAST_INLINE int64_t conv_output_size(int64_t in, int64_t kernel, int64_t pad,
 struct GatherCoord {
   int64_t offset = 0, y = 0, x = 0;
   bool ones = false;  // the constant column of ones (wgrad's bias column)
+
+  // That column's x as well, for code that tests it there: a register it
+  // holds anyway, where the flag would take one more (CUDA: wgrad's B loads).
+  static constexpr int64_t kOnesX = INT64_MIN;
 };
 
 struct GatherBounds {
@@ -101,12 +98,18 @@ struct GatherBounds {
   }
 };
 
+// The element at (depth, col), 0 in the padding; col is not the ones column.
+template <class T>
+CNNFAST_INLINE acc_type<T> gathered_value(const T* src, const GatherBounds& bounds,
+                                          const GatherCoord& depth, const GatherCoord& col) {
+  const int64_t at = bounds.index(depth, col);
+  return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(src[at]);
+}
+
 template <class T>
 CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds,
                                         const GatherCoord& depth, const GatherCoord& col) {
-  if (col.ones) return acc_type<T>(1);
-  const int64_t at = bounds.index(depth, col);
-  return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(src[at]);
+  return col.ones ? acc_type<T>(1) : gathered_value(src, bounds, depth, col);
 }
 
 // ---- fprop: out[n, k, p, q] = act(bias[k] + sum_{c, r, s} w[k, c, r, s] x[n, c, ...])
@@ -135,7 +138,7 @@ struct FpropGemm {
   CNNFAST_HD const T* b_source() const { return x; }
   CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, p.h, p.w, p.w}; }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    return gather_value(x, b_bounds(), d, c);
+    return gathered_value(x, b_bounds(), d, c);
   }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t c = kd / p.filter_taps(), tap = kd % p.filter_taps();
@@ -165,8 +168,8 @@ struct FpropGemm {
 };
 
 // ---- dgrad: grad_x[n, c, h, w] = sum_{k, r, s} w[k, c, r, s] g[n, k, (h + pad - r) / stride, ...]
-// where g is grad_output times the activation's derivative (from `out`, which
-// is null when that product is already formed) and the division is exact.
+// where g is grad_output times the activation's derivative (the op driver
+// forms that product before the GEMMs) and the division is exact.
 // rows = input channels of the group, cols = (n, h, w), depth = (k, r, s).
 // kUnitStride: the stride is 1, known at compile time, so the gather's test
 // for the stride grid and its divisions drop out of the inner loop (in the
@@ -175,7 +178,6 @@ template <class T, bool kUnitStride>
 struct DgradGemm {
   using element_type = T;
   const T* grad;
-  const T* out;  // saved output for the activation's derivative, or null
   const T* weight;
   T* grad_x;
   ConvProblem p;
@@ -213,9 +215,7 @@ struct DgradGemm {
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     const int64_t at = b_bounds().index(d, c);
-    if (at < 0) return acc_type<T>(0);
-    const acc_type<T> g = static_cast<acc_type<T>>(grad[at]);
-    return out == nullptr ? g : activation_grad(g, static_cast<acc_type<T>>(out[at]), p.act);
+    return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(grad[at]);
   }
 
   CNNFAST_HD T* out_base() const { return grad_x; }
@@ -238,8 +238,7 @@ struct DgradGemm {
 template <class T>
 struct WgradGemm {
   using element_type = T;
-  const T* grad;
-  const T* out;  // as in DgradGemm
+  const T* grad;  // as in DgradGemm
   const T* x;
   T* grad_w;     // may be null when only the bias gradient is wanted
   T* grad_bias;  // may be null
@@ -259,11 +258,7 @@ struct WgradGemm {
     return (kd / p.out_plane()) * p.k * p.out_plane() + kd % p.out_plane();
   }
   CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
-    const int64_t at = m * a_row_stride() + offset;
-    const acc_type<T> g = static_cast<acc_type<T>>(a_rows()[at]);
-    if (out == nullptr) return g;
-    const T* out_rows = out + group * p.k_group() * p.out_plane();
-    return activation_grad(g, static_cast<acc_type<T>>(out_rows[at]), p.act);
+    return static_cast<acc_type<T>>(a_rows()[m * a_row_stride() + offset]);
   }
 
   CNNFAST_HD const T* b_source() const { return x; }
@@ -276,6 +271,7 @@ struct WgradGemm {
     GatherCoord coord;
     if (col >= weight_cols()) {
       coord.ones = true;
+      coord.x = GatherCoord::kOnesX;
       return coord;
     }
     const int64_t c = col / p.filter_taps(), tap = col % p.filter_taps();
@@ -285,7 +281,7 @@ struct WgradGemm {
     return coord;
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    return gather_value(x, b_bounds(), d, c);
+    return c.x == GatherCoord::kOnesX ? acc_type<T>(1) : gathered_value(x, b_bounds(), d, c);
   }
 
   // The weight columns are stored as a plain row-major block; out_col is -1

@@ -51,13 +51,12 @@ struct LinearFpropGemm {
 };
 
 // grad_x[n, c] = sum_k g[n, k] w[k, c], g = grad_output times the
-// activation's derivative (from `out`, or already formed when it is null);
-// rows = n, cols = c, depth = k.
+// activation's derivative (formed before the GEMM); rows = n, cols = c,
+// depth = k.
 template <class T>
 struct LinearDgradGemm {
   using element_type = T;
   const T* grad;
-  const T* out;
   const T* weight;
   T* grad_x;
   ConvProblem p;
@@ -70,9 +69,7 @@ struct LinearDgradGemm {
   CNNFAST_HD int64_t a_row_stride() const { return p.k; }
   CNNFAST_HD int64_t a_offset(int64_t kd) const { return kd; }
   CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
-    const int64_t at = m * p.k + offset;
-    const acc_type<T> g = static_cast<acc_type<T>>(grad[at]);
-    return out == nullptr ? g : activation_grad(g, static_cast<acc_type<T>>(out[at]), p.act);
+    return static_cast<acc_type<T>>(grad[m * p.k + offset]);
   }
 
   CNNFAST_HD const T* b_source() const { return weight; }

@@ -792,11 +792,10 @@ void run_implicit_gemm(const std::vector<View>& views) {
 }
 
 // The engine the op drivers (csrc/kernels/conv2d.h, linear.h) use on CPU
-// tensors. Its packers read the operands raw, so the drivers first form
-// grad_output times the activation's derivative (one pass, read R·S times).
+// tensors. grad_product forms grad_output times the activation's derivative
+// for the backward GEMMs (one pass; dgrad reads it R·S times).
 struct CpuGemmEngine {
   static constexpr bool kHalfTypes = false;
-  static constexpr bool kFormsGradProductFirst = true;
   explicit CpuGemmEngine(const at::Tensor&) {}
 
   template <class View>

@@ -39,22 +39,16 @@ std::vector<View> per_group(const ConvProblem& p, const Make& make) {
   return views;
 }
 
-// The gradient the backward GEMMs read, with the saved output the views
-// apply the activation's derivative from (undefined when the engine formed
-// the product itself, or there is no activation).
-struct BackwardSource {
-  at::Tensor grad, output;
-};
-
+// The gradient the backward GEMMs read: grad_output times the activation's
+// derivative, formed in one elementwise pass by the engine. Both GEMMs then
+// read one tensor, not two, in their inner loops (dgrad reads each element
+// R·S times).
 template <class Engine>
-BackwardSource backward_source(const Engine& engine, const at::Tensor& grad_output,
-                               const at::Tensor& output, Activation act) {
+at::Tensor backward_source(const Engine& engine, const at::Tensor& grad_output,
+                           const at::Tensor& output, Activation act) {
   const at::Tensor grad = grad_output.contiguous();
-  if (act == Activation::kNone) return {grad, at::Tensor()};
-  if constexpr (Engine::kFormsGradProductFirst)
-    return {engine.grad_product(grad, output.contiguous(), act), at::Tensor()};
-  else
-    return {grad, output.contiguous()};
+  if (act == Activation::kNone) return grad;
+  return engine.grad_product(grad, output.contiguous(), act);
 }
 
 template <class T>
@@ -80,26 +74,23 @@ inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
           mask[2] ? at::empty({p.k}, x.options()) : empty()};
 }
 
-// dgrad (run_dgrad(tag, grad, out, weight, grad_x) runs the problem's own
+// dgrad (run_dgrad(tag, grad, weight, grad_x) runs the problem's own
 // views on the engine) and wgrad of a problem.
 template <class Engine, class RunDgrad>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
     std::array<bool, 3> mask, const RunDgrad& run_dgrad) {
-  const BackwardSource source = backward_source(engine, grad_output, output, p.act);
+  const at::Tensor source = backward_source(engine, grad_output, output, p.act);
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   Gradients grads = allocate_gradients(p, x, weight, mask);
   dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    const T* g = source.grad.const_data_ptr<T>();
-    const T* out = data_or_null<T>(source.output);
-    if (mask[0])
-      run_dgrad(tag, g, out, filter.const_data_ptr<T>(), grads.grad_x.mutable_data_ptr<T>());
+    const T* g = source.const_data_ptr<T>();
+    if (mask[0]) run_dgrad(tag, g, filter.const_data_ptr<T>(), grads.grad_x.mutable_data_ptr<T>());
     if (mask[1] || mask[2])
       engine.run(per_group<WgradGemm<T>>(p, [&](int64_t group) {
         return WgradGemm<T>{g,
-                            out,
                             input.const_data_ptr<T>(),
                             mutable_data_or_null<T>(mask[1] ? grads.grad_w : at::Tensor()),
                             mutable_data_or_null<T>(mask[2] ? grads.grad_b : at::Tensor()),
@@ -160,11 +151,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
   const Engine engine(x);
   return gemm_backward(
       engine, p, grad_output, x, weight, output, output_mask,
-      [&](auto tag, auto grad, auto out, auto filter, auto grad_x) {
+      [&](auto tag, auto grad, auto filter, auto grad_x) {
         const auto run = [&](auto unit_stride) {
           using View = DgradGemm<decltype(tag), decltype(unit_stride)::value>;
           engine.run(per_group<View>(
-              p, [&](int64_t group) { return View{grad, out, filter, grad_x, p, group}; }));
+              p, [&](int64_t group) { return View{grad, filter, grad_x, p, group}; }));
         };
         if (p.stride_h == 1 && p.stride_w == 1)
           run(std::true_type{});

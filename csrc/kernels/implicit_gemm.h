@@ -14,7 +14,8 @@
 // its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
 // which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
 // launch bounds hold float and the 16-bit types to 128 registers per thread,
-// 16 warps per SM; double takes 230-252 registers; no spills and no stack —
+// 16 warps per SM, with the wide tile, and to about 160 registers, 12 warps,
+// with the narrow one; double takes 230-252 registers; no spills and no stack —
 // the loops over the register block are unrolled so the accumulators stay in
 // registers — except in linear's input-gradient view, LinearDgradGemm, which
 // spills a few values (make sass-report).
@@ -48,6 +49,7 @@
 
 #include "../common/conv2d.h"
 #include "../common/launch.h"
+#include "activation.h"
 
 namespace cnnfast {
 namespace kernels {
@@ -74,12 +76,18 @@ struct ImplicitGemmKernel {
   using T = typename View::element_type;
   using acc_t = acc_type<T>;
 
-  // 16 resident warps per SM in float: unbounded, ptxas took 145-165
-  // registers, which left one 256-thread block of 8 warps per SM, too few to
-  // hide the shared-memory and FMA latencies (Nsight Compute on an H200:
-  // 27-40% of issue slots used). Double's accumulators need 8 warps' worth.
+  // 16 resident warps per SM in float with the wide tile: unbounded, ptxas
+  // took 145-165 registers, which left one 256-thread block of 8 warps per
+  // SM, too few to hide the shared-memory and FMA latencies (Nsight Compute
+  // on an H200: 27-40% of issue slots used). The narrow tile's threads load
+  // twice as much of B a tile; at 128 registers its wgrad spilled, so it
+  // takes 12 warps (three blocks, about 160 registers). Three blocks also
+  // fit AlexNet conv2's dgrad (729 blocks a group) in two fuller waves on
+  // 132 SMs than four would (1.84 waves instead of 1.38). Double's
+  // accumulators need 8 warps' worth.
   static constexpr int kThreads = Tile::kThreads;
-  static constexpr int kMinBlocksPerSM = (sizeof(acc_t) == 4 ? 512 : 256) / kThreads;
+  static constexpr int kWarpsPerSM = sizeof(acc_t) == 4 ? (kThreads == 128 ? 12 : 16) : 8;
+  static constexpr int kMinBlocksPerSM = kWarpsPerSM * 32 / kThreads;
 
   View view;
   int64_t depth_slice;  // depth per grid.z slice
@@ -310,8 +318,6 @@ void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorO
 template <class Launcher>
 struct TiledGemmEngine {
   static constexpr bool kHalfTypes = true;
-  // The activation's derivative is applied as the operands are loaded.
-  static constexpr bool kFormsGradProductFirst = false;
 
   Launcher launcher;
   at::TensorOptions options;
@@ -320,6 +326,12 @@ struct TiledGemmEngine {
   template <class View>
   void run(const std::vector<View>& views) const {
     for (const View& view : views) run_gemm_view(launcher, view, options);
+  }
+
+  // grad · act'(out), elementwise: the activations' own backward kernel.
+  at::Tensor grad_product(const at::Tensor& grad, const at::Tensor& out, Activation act) const {
+    if (act == Activation::kRelu) return activation_backward<Launcher, Relu>(grad, out, "activation_grad");
+    return activation_backward<Launcher, Tanh>(grad, out, "activation_grad");
   }
 };
 

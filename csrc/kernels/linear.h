@@ -51,9 +51,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
   check_conv_backward(grad_output, output, x, linear_output_size(x, p), op);
   const Engine engine(x);
   return gemm_backward(engine, p, grad_output, x, weight, output, output_mask,
-                       [&](auto tag, auto grad, auto out, auto filter, auto grad_x) {
+                       [&](auto tag, auto grad, auto filter, auto grad_x) {
                          using View = LinearDgradGemm<decltype(tag)>;
-                         engine.run(std::vector<View>{View{grad, out, filter, grad_x, p}});
+                         engine.run(std::vector<View>{View{grad, filter, grad_x, p}});
                        });
 }
 
