@@ -73,11 +73,12 @@ CNNFAST_INLINE int64_t conv_output_size(int64_t in, int64_t kernel, int64_t pad,
 // plus the position's row and column (divided by the stride) in the source.
 struct GatherCoord {
   int64_t offset = 0, y = 0, x = 0;
-  bool ones = false;  // the constant column of ones (wgrad's bias column)
 
-  // That column's x as well, for code that tests it there: a register it
-  // holds anyway, where the flag would take one more (CUDA: wgrad's B loads).
+  // The constant column of ones (wgrad's bias column) is marked by its x:
+  // a register the coordinate holds anyway, where a flag would take one
+  // more (CUDA: wgrad's B loads spilled with one).
   static constexpr int64_t kOnesX = INT64_MIN;
+  CNNFAST_HD bool ones() const { return x == kOnesX; }
 };
 
 struct GatherBounds {
@@ -109,7 +110,7 @@ CNNFAST_INLINE acc_type<T> gathered_value(const T* src, const GatherBounds& boun
 template <class T>
 CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds,
                                         const GatherCoord& depth, const GatherCoord& col) {
-  return col.ones ? acc_type<T>(1) : gathered_value(src, bounds, depth, col);
+  return col.ones() ? acc_type<T>(1) : gathered_value(src, bounds, depth, col);
 }
 
 // ---- fprop: out[n, k, p, q] = act(bias[k] + sum_{c, r, s} w[k, c, r, s] x[n, c, ...])
@@ -270,7 +271,6 @@ struct WgradGemm {
   CNNFAST_HD GatherCoord b_col(int64_t col) const {
     GatherCoord coord;
     if (col >= weight_cols()) {
-      coord.ones = true;
       coord.x = GatherCoord::kOnesX;
       return coord;
     }
@@ -281,7 +281,7 @@ struct WgradGemm {
     return coord;
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    return c.x == GatherCoord::kOnesX ? acc_type<T>(1) : gathered_value(x, b_bounds(), d, c);
+    return gather_value(x, b_bounds(), d, c);
   }
 
   // The weight columns are stored as a plain row-major block; out_col is -1

@@ -245,18 +245,18 @@ inline std::vector<GatherRun> find_runs(const std::vector<GatherCoord>& coords, 
   for (int64_t i = 0; i < count;) {
     const GatherCoord& c = coords[i];
     GatherRun run{i, 1, c.offset, c.y, c.x, 0, 0};
-    if (!c.ones) {
+    if (!c.ones()) {
       const int64_t end = std::min(count, (i / split + 1) * split);
       // Positions must not step backwards: copy_run clips the padding for x
       // increasing along the run.
-      if (i + 1 < end && !coords[i + 1].ones && coords[i + 1].y == c.y &&
+      if (i + 1 < end && !coords[i + 1].ones() && coords[i + 1].y == c.y &&
           coords[i + 1].x >= c.x) {
         run.step_offset = coords[i + 1].offset - c.offset;
         run.step_x = coords[i + 1].x - c.x;
       }
       while (i + run.len < end) {
         const GatherCoord& next = coords[i + run.len];
-        if (next.ones || next.y != c.y || next.offset != c.offset + run.len * run.step_offset ||
+        if (next.ones() || next.y != c.y || next.offset != c.offset + run.len * run.step_offset ||
             next.x != c.x + run.len * run.step_x)
           break;
         ++run.len;
@@ -376,7 +376,7 @@ bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vecto
     static_assert(NR == 2 * L, "a run spans at most two vectors");
     bool any_strided = false;
     for (const GatherRun& run : cols.runs) {
-      if (run.step_offset != 0 || cols.coords[run.first].ones) return false;
+      if (run.step_offset != 0 || cols.coords[run.first].ones()) return false;
       any_strided = any_strided || (run.len > 1 && run.step_x != 1);
     }
     if (any_strided != strided || (strided && static_cast<int64_t>(cols.runs.size()) * 4 > cols.count))
@@ -451,11 +451,11 @@ bool b_is_depth_contiguous(const View& view, const TileColumns& cols, const std:
   if (bounds.limit_y != 1 || bounds.limit_x != 1) return false;
   for (int64_t kk = 0; kk < depth; ++kk) {
     const GatherCoord& d = depth_coords[kk];
-    if (d.ones || d.y != 0 || d.x != 0 || d.offset != depth_coords[0].offset + kk) return false;
+    if (d.ones() || d.y != 0 || d.x != 0 || d.offset != depth_coords[0].offset + kk) return false;
   }
   for (int64_t j = 0; j < cols.count; ++j) {
     const GatherCoord& c = cols.coords[j];
-    if (c.ones || c.y != 0 || c.x != 0) return false;
+    if (c.ones() || c.y != 0 || c.x != 0) return false;
   }
   return true;
 }
@@ -549,7 +549,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
       for (const GatherRun& run : cols.runs) {
-        if (cols.coords[run.first].ones) {
+        if (cols.coords[run.first].ones()) {
           *at(kk, run.first) = T(1);
           continue;
         }
@@ -560,7 +560,7 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
     for (int64_t j = 0; j < cols.count; ++j) {
       const GatherCoord& c = cols.coords[j];
       for (const GatherRun& run : depth_runs) {
-        if (c.ones) {
+        if (c.ones()) {
           for (int64_t t = 0; t < run.len; ++t) *at(run.first + t, j) = T(1);
           continue;
         }
@@ -637,7 +637,7 @@ DirectB direct_b(const View& view, const TileColumns& cols) {
   for (const GatherRun& run : cols.runs) {
     const bool full = run.first % NR == 0 && run.len == NR;
     const bool tail = run.first >= cols.count / NR * NR;
-    if (cols.coords[run.first].ones || !(tail || (full && run.step_offset + run.step_x == 1)))
+    if (cols.coords[run.first].ones() || !(tail || (full && run.step_offset + run.step_x == 1)))
       return {};
   }
   const int64_t first = view.b_depth(0).offset, stride = view.b_depth(1).offset - first;
