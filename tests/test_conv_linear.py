@@ -306,6 +306,14 @@ def test_conv2d_errors():
         (lambda: cnnfast.conv2d(x.int(), w.int(), groups=2), RuntimeError, "must be float"),
         (lambda: cnnfast.conv2d(x, w, groups=2.0), TypeError, "groups must be an int"),
         (lambda: cnnfast.conv2d(x, w, stride=(1, 2, 3)), TypeError, "stride must be an int or a pair"),
+        # Planes of 2^31 pixels or more (the GEMM indexes a plane in 32 bits):
+        # an expanded 46341 × 46341 image needs no memory; so do padding to
+        # 46348 × 46348, and padding or a stride of 2^31.
+        (lambda: cnnfast.conv2d(torch.zeros(1, 4, 1, 1).expand(1, 4, 46341, 46341), w, groups=2),
+         RuntimeError, "fewer than 2\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, padding=2**31), RuntimeError, "fewer than 2\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, padding=23170), RuntimeError, "fewer than 2\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, stride=2**31), RuntimeError, "fewer than 2\^31 pixels"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):

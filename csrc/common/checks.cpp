@@ -268,6 +268,16 @@ ConvProblem conv2d_problem(const at::Tensor& x, const at::Tensor& weight,
   p.pad_w = pad.w;
   p.stride_h = step.h;
   p.stride_w = step.w;
+  // The GEMM views index within a plane in 32 bits (GatherCoord).
+  constexpr int64_t kPlaneLimit = INT32_MAX;
+  const bool each_fits = p.h < kPlaneLimit && p.w < kPlaneLimit && p.pad_h < kPlaneLimit &&
+                         p.pad_w < kPlaneLimit && p.stride_h < kPlaneLimit &&
+                         p.stride_w < kPlaneLimit;
+  TORCH_CHECK(each_fits && (p.h + 2 * p.pad_h) * (p.w + 2 * p.pad_w) < kPlaneLimit,
+              "cnnfast.", op, ": the input plane of ", p.h, " × ", p.w, " pixels with padding ",
+              padding, " and stride ", stride,
+              " is too large: cnnfast's convolution takes padded planes of fewer than 2^31 "
+              "pixels");
   TORCH_CHECK(p.h + 2 * p.pad_h >= p.r && p.w + 2 * p.pad_w >= p.s, "cnnfast.", op,
               ": kernel size (", p.r, ", ", p.s, ") is larger than the padded input (",
               p.h + 2 * p.pad_h, ", ", p.w + 2 * p.pad_w, ")");

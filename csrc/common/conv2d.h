@@ -71,40 +71,67 @@ CNNFAST_INLINE int64_t conv_output_size(int64_t in, int64_t kernel, int64_t pad,
 // the (y, x) position it adds. The summed position must lie on the stride
 // grid and inside the limits; the element is then read at the summed offset
 // plus the position's row and column (divided by the stride) in the source.
+// Positions, limits and a plane's offsets are 32-bit (conv2d_problem checks
+// that the padded plane has fewer than 2^31 pixels): in the CUDA kernel a
+// gather is then a few 32-bit instructions instead of 64-bit multiplies.
 struct GatherCoord {
-  int64_t offset = 0, y = 0, x = 0;
+  int64_t offset = 0;
+  int32_t y = 0, x = 0;
 
   // The constant column of ones (wgrad's bias column) is marked by its x:
   // a register the coordinate holds anyway, where a flag would take one
   // more (CUDA: wgrad's B loads spilled with one).
-  static constexpr int64_t kOnesX = INT64_MIN;
+  static constexpr int32_t kOnesX = INT32_MIN;
   CNNFAST_HD bool ones() const { return x == kOnesX; }
 };
 
-struct GatherBounds {
-  int64_t stride_y = 1, stride_x = 1, limit_y = 0, limit_x = 0, pitch = 0;
+CNNFAST_INLINE GatherCoord gather_coord(int64_t offset, int64_t y, int64_t x) {
+  return {offset, static_cast<int32_t>(y), static_cast<int32_t>(x)};
+}
 
-  CNNFAST_HD bool axis_ok(int64_t v, int64_t stride, int64_t limit) const {
+struct GatherBounds {
+  int32_t stride_y = 1, stride_x = 1, limit_y = 0, limit_x = 0, pitch = 0;
+
+  // 0 <= v < limit as one unsigned compare.
+  CNNFAST_HD static bool inside(int32_t v, int32_t limit) {
+    return static_cast<uint32_t>(v) < static_cast<uint32_t>(limit);
+  }
+  CNNFAST_HD static bool on_grid(int32_t v, int32_t stride, int32_t limit) {
     return v >= 0 && v % stride == 0 && v / stride < limit;
   }
-  // Index of the element at depth d and column c in the source, or -1 where
-  // it falls in the padding or off the stride grid.
-  CNNFAST_HD int64_t index(const GatherCoord& d, const GatherCoord& c) const {
-    const int64_t y = d.y + c.y, x = d.x + c.x;
+  // Whether the element at depth d and column c lies in the source, not in
+  // the padding or off the stride grid.
+  CNNFAST_HD bool contains(const GatherCoord& d, const GatherCoord& c) const {
+    const int32_t y = d.y + c.y, x = d.x + c.x;
     if (stride_y == 1 && stride_x == 1)  // no divisions on the common path
-      return y >= 0 && y < limit_y && x >= 0 && x < limit_x ? d.offset + c.offset + y * pitch + x
-                                                             : -1;
-    if (!axis_ok(y, stride_y, limit_y) || !axis_ok(x, stride_x, limit_x)) return -1;
-    return d.offset + c.offset + (y / stride_y) * pitch + x / stride_x;
+      return inside(y, limit_y) && inside(x, limit_x);
+    return on_grid(y, stride_y, limit_y) && on_grid(x, stride_x, limit_x);
+  }
+  // Its index in the source, where it lies there.
+  CNNFAST_HD int64_t index(const GatherCoord& d, const GatherCoord& c) const {
+    const int32_t y = d.y + c.y, x = d.x + c.x;
+    if (stride_y == 1 && stride_x == 1) return d.offset + c.offset + (y * pitch + x);
+    return d.offset + c.offset + ((y / stride_y) * pitch + x / stride_x);
   }
 };
 
+CNNFAST_INLINE GatherBounds gather_bounds(int64_t stride_y, int64_t stride_x, int64_t limit_y,
+                                          int64_t limit_x) {
+  return {static_cast<int32_t>(stride_y), static_cast<int32_t>(stride_x),
+          static_cast<int32_t>(limit_y), static_cast<int32_t>(limit_x),
+          static_cast<int32_t>(limit_x)};
+}
+
 // The element at (depth, col), 0 in the padding; col is not the ones column.
+// A cell in the padding reads the source's first element and drops it: the
+// load then needs no branch around it (in the CUDA kernel: a select, where
+// a branch took a convergence barrier and two jumps per load).
 template <class T>
 CNNFAST_INLINE acc_type<T> gathered_value(const T* src, const GatherBounds& bounds,
                                           const GatherCoord& depth, const GatherCoord& col) {
-  const int64_t at = bounds.index(depth, col);
-  return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(src[at]);
+  const bool inside = bounds.contains(depth, col);
+  const auto value = static_cast<acc_type<T>>(src[inside ? bounds.index(depth, col) : 0]);
+  return inside ? value : acc_type<T>(0);
 }
 
 template <class T>
@@ -137,17 +164,19 @@ struct FpropGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return x; }
-  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, p.h, p.w, p.w}; }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, p.h, p.w); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return gathered_value(x, b_bounds(), d, c);
   }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t c = kd / p.filter_taps(), tap = kd % p.filter_taps();
-    return {(group * p.c_group() + c) * p.in_plane(), tap / p.s - p.pad_h, tap % p.s - p.pad_w};
+    return gather_coord((group * p.c_group() + c) * p.in_plane(), tap / p.s - p.pad_h,
+                        tap % p.s - p.pad_w);
   }
   CNNFAST_HD GatherCoord b_col(int64_t col) const {
     const int64_t n = col / p.out_plane(), pix = col % p.out_plane();
-    return {n * p.c * p.in_plane(), (pix / p.q) * p.stride_h, (pix % p.q) * p.stride_w};
+    return gather_coord(n * p.c * p.in_plane(), (pix / p.q) * p.stride_h,
+                        (pix % p.q) * p.stride_w);
   }
 
   // Epilogue: out_base()[out_col(col) + m * out_row_stride()] = act(v + bias).
@@ -174,7 +203,7 @@ struct FpropGemm {
 // rows = input channels of the group, cols = (n, h, w), depth = (k, r, s).
 // kUnitStride: the stride is 1, known at compile time, so the gather's test
 // for the stride grid and its divisions drop out of the inner loop (in the
-// CUDA kernel's SASS: a main loop of 1,035 instructions instead of 2,046).
+// CUDA kernel's SASS: a main loop of 844 instructions instead of 1,424).
 template <class T, bool kUnitStride>
 struct DgradGemm {
   using element_type = T;
@@ -200,23 +229,22 @@ struct DgradGemm {
 
   CNNFAST_HD const T* b_source() const { return grad; }
   CNNFAST_HD GatherBounds b_bounds() const {
-    if (kUnitStride) return {1, 1, p.p, p.q, p.q};
-    return {p.stride_h, p.stride_w, p.p, p.q, p.q};
+    if (kUnitStride) return gather_bounds(1, 1, p.p, p.q);
+    return gather_bounds(p.stride_h, p.stride_w, p.p, p.q);
   }
   // The output position (h + pad - r, w + pad - s), counted in input pixels:
   // it is read where it falls on the stride grid.
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
     const int64_t y = p.pad_h - tap / p.s, x_ = p.pad_w - tap % p.s;
-    return {(group * p.k_group() + k) * p.out_plane(), y, x_};
+    return gather_coord((group * p.k_group() + k) * p.out_plane(), y, x_);
   }
   CNNFAST_HD GatherCoord b_col(int64_t col) const {
     const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
-    return {n * p.k * p.out_plane(), pix / p.w, pix % p.w};
+    return gather_coord(n * p.k * p.out_plane(), pix / p.w, pix % p.w);
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    const int64_t at = b_bounds().index(d, c);
-    return at < 0 ? acc_type<T>(0) : static_cast<acc_type<T>>(grad[at]);
+    return gathered_value(grad, b_bounds(), d, c);
   }
 
   CNNFAST_HD T* out_base() const { return grad_x; }
@@ -263,22 +291,17 @@ struct WgradGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return x; }
-  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, p.h, p.w, p.w}; }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, p.h, p.w); }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t n = kd / p.out_plane(), pix = kd % p.out_plane();
-    return {n * p.c * p.in_plane(), (pix / p.q) * p.stride_h, (pix % p.q) * p.stride_w};
+    return gather_coord(n * p.c * p.in_plane(), (pix / p.q) * p.stride_h,
+                        (pix % p.q) * p.stride_w);
   }
   CNNFAST_HD GatherCoord b_col(int64_t col) const {
-    GatherCoord coord;
-    if (col >= weight_cols()) {
-      coord.x = GatherCoord::kOnesX;
-      return coord;
-    }
+    if (col >= weight_cols()) return gather_coord(0, 0, GatherCoord::kOnesX);
     const int64_t c = col / p.filter_taps(), tap = col % p.filter_taps();
-    coord.offset = (group * p.c_group() + c) * p.in_plane();
-    coord.y = tap / p.s - p.pad_h;
-    coord.x = tap % p.s - p.pad_w;
-    return coord;
+    return gather_coord((group * p.c_group() + c) * p.in_plane(), tap / p.s - p.pad_h,
+                        tap % p.s - p.pad_w);
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return gather_value(x, b_bounds(), d, c);

@@ -31,9 +31,9 @@ struct LinearFpropGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return weight; }
-  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, 1, 1, 0}; }
-  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return {kd, 0, 0}; }
-  CNNFAST_HD GatherCoord b_col(int64_t col) const { return {col * p.c, 0, 0}; }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, 1, 1); }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return gather_coord(kd, 0, 0); }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const { return gather_coord(col * p.c, 0, 0); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return static_cast<acc_type<T>>(weight[d.offset + c.offset]);
   }
@@ -73,9 +73,9 @@ struct LinearDgradGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return weight; }
-  CNNFAST_HD GatherBounds b_bounds() const { return {1, 1, 1, 1, 0}; }
-  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return {kd * p.c, 0, 0}; }
-  CNNFAST_HD GatherCoord b_col(int64_t col) const { return {col, 0, 0}; }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, 1, 1); }
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return gather_coord(kd * p.c, 0, 0); }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const { return gather_coord(col, 0, 0); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return static_cast<acc_type<T>>(weight[d.offset + c.offset]);
   }

@@ -9,16 +9,16 @@
 // tile apart, so a warp's shared-memory reads of its fragments fall in
 // distinct banks. 128 × 128 × 8 is the classic FP32 SIMT shape: per depth
 // step a thread does 64 FMAs for 16 shared-memory reads; the two stages of A
-// and B tiles take 17 KiB of shared memory in float (33 KiB in double). A
+// and B tiles take 17 KiB of shared memory in float (33 KiB in double), the
+// tables below 3.5 KiB more. A
 // GEMM of at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with
 // its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
 // which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
 // launch bounds hold float and the 16-bit types to 128 registers per thread,
 // 16 warps per SM, with the wide tile, and to about 160 registers, 12 warps,
-// with the narrow one; double takes 230-252 registers; no spills and no stack —
-// the loops over the register block are unrolled so the accumulators stay in
-// registers — except in linear's input-gradient view, LinearDgradGemm, which
-// spills a few values (make sass-report).
+// with the narrow one; double takes 230-252 registers; no spills and no stack
+// (make sass-report) — the loops over the register block are unrolled so the
+// accumulators stay in registers.
 //
 // Per depth tile:  load the next A and B tiles from global memory into
 // registers (gathered: the implicit im2col) → multiply the current tiles from
@@ -27,7 +27,12 @@
 // has passed the barrier that ends the multiply reading it. The depth
 // coordinates of a tile (channel, filter tap or pixel: divisions) are worked
 // out once per tile by 8 threads into a shared table two tiles ahead, not by
-// every thread for every element.
+// every thread for every element; where the block's A rows start and its B
+// columns' coordinates, once per block into shared tables. A load is then a
+// shared-memory read, a few 32-bit adds and compares (GatherBounds) and one
+// 64-bit address: about 850 instructions per depth tile of 512 FMAs in
+// float, against 1,030 with the 64-bit row and column arithmetic redone per
+// load (make sass-report).
 //
 // Loads (T threads): thread t reads B column t % 128 at depth rows
 // t / 128 + (T / 128) i, so a warp reads 32 consecutive columns (consecutive
@@ -64,6 +69,21 @@ struct GemmTile {
   static constexpr int kLoadsB = kCols * kDepth / kThreads;
   static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0, "the tile loads' thread mapping");
 
+  // A warp's 32 threads as 4 rows × 8 columns of the thread grid, warps
+  // side by side: a warp's 128-bit fragment reads then touch 4 distinct
+  // A quarters (64 bytes) and 8 distinct B quarters (128 bytes), one
+  // shared-memory wavefront each, 4 per depth step for its 16 FMA
+  // instructions (4 cycles of an SM's FMA pipes). A warp of 2 × 16 threads
+  // reads 16 distinct B quarters, 256 bytes: 6 wavefronts a step, which
+  // made shared memory, not the FMAs, the limit.
+  static constexpr int kWarpRows = 4, kWarpCols = 8, kWarpsX = kThreadsX / kWarpCols;
+  static_assert(kThreadsX % kWarpCols == 0 && kThreadsY % kWarpRows == 0, "the warp layout");
+  static CNNFAST_HD int thread_y(int tid) {
+    return (tid / 32 / kWarpsX) * kWarpRows + tid % 32 / kWarpCols;
+  }
+  static CNNFAST_HD int thread_x(int tid) {
+    return (tid / 32 % kWarpsX) * kWarpCols + tid % kWarpCols;
+  }
   // Row (column) of a thread's i-th accumulator: two quarters half a tile apart.
   static CNNFAST_HD int fragment_row(int ty, int i) { return (i / 4) * (kRows / 2) + ty * 4 + i % 4; }
   static CNNFAST_HD int fragment_col(int tx, int j) { return (j / 4) * (kCols / 2) + tx * 4 + j % 4; }
@@ -83,8 +103,10 @@ struct ImplicitGemmKernel {
   // twice as much of B a tile; at 128 registers its wgrad spilled, so it
   // takes 12 warps (three blocks, about 160 registers). Three blocks also
   // fit AlexNet conv2's dgrad (729 blocks a group) in two fuller waves on
-  // 132 SMs than four would (1.84 waves instead of 1.38). Double's
-  // accumulators need 8 warps' worth.
+  // 132 SMs than four would (1.84 waves instead of 1.38). Since the loads
+  // read their rows and columns from shared tables, it would fit 128
+  // registers without spilling; whether 16 warps then run it faster has
+  // not been measured. Double's accumulators need 8 warps' worth.
   static constexpr int kThreads = Tile::kThreads;
   static constexpr int kWarpsPerSM = sizeof(acc_t) == 4 ? (kThreads == 128 ? 12 : 16) : 8;
   static constexpr int kMinBlocksPerSM = kWarpsPerSM * 32 / kThreads;
@@ -99,69 +121,69 @@ struct ImplicitGemmKernel {
     // spread over the banks.
     alignas(16) acc_t a[2][Tile::kDepth][Tile::kRows + 4];
     alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols];
+    // Where this block's A rows start, rows past the last clamped to the
+    // last: worked out once, where each tile's loads would otherwise redo
+    // the 64-bit row arithmetic (ptxas rematerializes it rather than hold
+    // four row pointers per thread in registers).
+    const T* a_row[Tile::kRows];
+    // The coordinates of its B columns, for the same reason. Past the last
+    // column a thread reads the last one instead: the values only reach
+    // accumulators of columns the epilogue skips, and the loads need no
+    // predicate.
+    alignas(16) GatherCoord b_col[Tile::kCols];
     // Depth coordinates of the tiles in flight, two tiles ahead.
     int64_t a_offset[2][Tile::kDepth];
-    int64_t d_offset[2][Tile::kDepth], d_y[2][Tile::kDepth], d_x[2][Tile::kDepth];
+    alignas(16) GatherCoord b_depth[2][Tile::kDepth];  // one 128-bit load each
   };
 
   struct Registers {
     acc_t acc[Tile::kThreadRows][Tile::kThreadCols];
     acc_t next_a[Tile::kLoadsA], next_b[Tile::kLoadsB];
-    // This thread's B column. Past the last column it reads the last one
-    // instead: the values only reach accumulators of columns the epilogue
-    // skips, and the loads need no predicate (nor a register to hold one).
-    GatherCoord column;
   };
 
+  // The block's tile of C and its depth slice, which the host keeps under
+  // 2^31 (run_gemm_view_in_tiles): the tile loop's counters are 32-bit.
   struct Span {
-    int64_t row0, col0, kd_begin, kd_end, tiles;
+    int64_t row0, col0, kd_begin;
+    int32_t depth, tiles;
   };
   CNNFAST_HD Span span(const ThreadIndex& t) const {
     Span s;
     s.row0 = t.block_idx.y * Tile::kRows;
     s.col0 = t.block_idx.x * Tile::kCols;
     s.kd_begin = min_of(view.depth(), t.block_idx.z * depth_slice);
-    s.kd_end = min_of(view.depth(), s.kd_begin + depth_slice);
-    s.tiles = ceil_div(s.kd_end - s.kd_begin, Tile::kDepth);
+    s.depth = static_cast<int32_t>(min_of(view.depth(), s.kd_begin + depth_slice) - s.kd_begin);
+    s.tiles = (s.depth + Tile::kDepth - 1) / Tile::kDepth;
     return s;
   }
 
   // Threads 0..7 write the depth coordinates of `tile` into table `slot`.
-  CNNFAST_HD void write_depth_table(const ThreadIndex& t, const Span& s, int64_t tile, int slot,
+  CNNFAST_HD void write_depth_table(const ThreadIndex& t, const Span& s, int32_t tile, int slot,
                                     Shared& sh) const {
-    const int64_t i = t.thread_idx.x;
-    if (i >= Tile::kDepth) return;
+    const int32_t i = static_cast<int32_t>(t.thread_idx.x);
+    if (i >= Tile::kDepth || tile >= s.tiles || tile * Tile::kDepth + i >= s.depth) return;
     const int64_t kd = s.kd_begin + tile * Tile::kDepth + i;
-    if (tile >= s.tiles || kd >= s.kd_end) return;
-    const GatherCoord d = view.b_depth(kd);
     sh.a_offset[slot][i] = view.a_offset(kd);
-    sh.d_offset[slot][i] = d.offset;
-    sh.d_y[slot][i] = d.y;
-    sh.d_x[slot][i] = d.x;
+    sh.b_depth[slot][i] = view.b_depth(kd);
   }
 
-  CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int64_t tile, const Shared& sh,
+  CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int32_t tile, const Shared& sh,
                             Registers& r) const {
     const int slot = static_cast<int>(tile % 2);
     const int tid = static_cast<int>(t.thread_idx.x);
     // Depth rows of this tile inside the slice (all but the last tile: all).
-    const int64_t depth_after = s.kd_end - s.kd_begin - tile * Tile::kDepth;
-    const int depth_left = static_cast<int>(min_of<int64_t>(Tile::kDepth, depth_after));
+    const int32_t depth_left = min_of<int32_t>(Tile::kDepth, s.depth - tile * Tile::kDepth);
+    const int k_a = tid % Tile::kDepth;
+    const bool inside_a = k_a < depth_left;
+    const int64_t offset_a = sh.a_offset[slot][k_a];
     for (int i = 0; i < Tile::kLoadsA; ++i) {
-      // Past the last row a thread reads the last row, as for columns.
-      const int64_t row = min_of<int64_t>(
-          s.row0 + tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth), view.rows() - 1);
-      const int k = tid % Tile::kDepth;
-      r.next_a[i] = k < depth_left ? view.a_at(row, sh.a_offset[slot][k]) : acc_t(0);
+      const T* row = sh.a_row[tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth)];
+      r.next_a[i] = inside_a ? static_cast<acc_t>(row[offset_a]) : acc_t(0);
     }
+    const GatherCoord column = sh.b_col[tid % Tile::kCols];
     for (int i = 0; i < Tile::kLoadsB; ++i) {
       const int k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
-      const bool inside = k < depth_left;
-      GatherCoord d;
-      d.offset = sh.d_offset[slot][k];
-      d.y = sh.d_y[slot][k];
-      d.x = sh.d_x[slot][k];
-      r.next_b[i] = inside ? view.b_at(d, r.column) : acc_t(0);
+      r.next_b[i] = k < depth_left ? view.b_at(sh.b_depth[slot][k], column) : acc_t(0);
     }
   }
 
@@ -178,8 +200,8 @@ struct ImplicitGemmKernel {
 
   CNNFAST_HD void multiply(const ThreadIndex& t, int stage, const Shared& sh,
                            Registers& r) const {
-    const int ty = static_cast<int>(t.thread_idx.x) / Tile::kThreadsX;
-    const int tx = static_cast<int>(t.thread_idx.x) % Tile::kThreadsX;
+    const int ty = Tile::thread_y(static_cast<int>(t.thread_idx.x));
+    const int tx = Tile::thread_x(static_cast<int>(t.thread_idx.x));
     CNNFAST_UNROLL
     for (int k = 0; k < Tile::kDepth; ++k) {
       acc_t a[Tile::kThreadRows], b[Tile::kThreadCols];
@@ -195,8 +217,8 @@ struct ImplicitGemmKernel {
   }
 
   CNNFAST_HD void epilogue(const ThreadIndex& t, const Span& s, const Registers& r) const {
-    const int ty = static_cast<int>(t.thread_idx.x) / Tile::kThreadsX;
-    const int tx = static_cast<int>(t.thread_idx.x) % Tile::kThreadsX;
+    const int ty = Tile::thread_y(static_cast<int>(t.thread_idx.x));
+    const int tx = Tile::thread_x(static_cast<int>(t.thread_idx.x));
     const int64_t rows = view.rows(), cols = view.cols();
     CNNFAST_UNROLL
     for (int j = 0; j < Tile::kThreadCols; ++j) {
@@ -222,8 +244,11 @@ struct ImplicitGemmKernel {
       for (int i = 0; i < Tile::kThreadRows; ++i)
         CNNFAST_UNROLL
         for (int j = 0; j < Tile::kThreadCols; ++j) r.acc[i][j] = acc_t(0);
-      const int64_t col = s.col0 + t.thread_idx.x % Tile::kCols;
-      r.column = view.b_col(min_of(col, view.cols() - 1));
+      if (t.thread_idx.x < Tile::kCols)
+        sh.b_col[t.thread_idx.x] = view.b_col(min_of(s.col0 + t.thread_idx.x, view.cols() - 1));
+      if (t.thread_idx.x < Tile::kRows)
+        sh.a_row[t.thread_idx.x] =
+            view.a_rows() + min_of(s.row0 + t.thread_idx.x, view.rows() - 1) * view.a_row_stride();
       write_depth_table(t, s, 0, 0, sh);
       write_depth_table(t, s, 1, 1, sh);
     });
@@ -233,7 +258,7 @@ struct ImplicitGemmKernel {
       block.each_thread([&](const ThreadIndex& t, Registers& r) { store_tile(t, 0, r, sh); });
       block.barrier();
     }
-    for (int64_t tile = 0; tile < s.tiles; ++tile) {
+    for (int32_t tile = 0; tile < s.tiles; ++tile) {
       const int stage = static_cast<int>(tile % 2);
       const bool more = tile + 1 < s.tiles;
       if (more)
@@ -269,12 +294,14 @@ struct GemmSliceSumKernel {
 
 // Depth slices for a GEMM: enough blocks to fill a large GPU twice over
 // (fixed, not read from the device, so results do not depend on the GPU),
-// with at least 32 depth tiles per slice.
+// with at least 32 depth tiles per slice, and at most 2^30 deep (the
+// kernel counts a slice's depth in 32 bits).
 template <class Tile>
 int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
-  constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32;
+  constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32, kMaxSliceDepth = int64_t(1) << 30;
   const int64_t most = std::max<int64_t>(1, depth / (kMinTilesPerSlice * Tile::kDepth));
-  return std::min(most, std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(tiles, 1)));
+  const int64_t filling = std::min(most, std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(tiles, 1)));
+  return std::max(filling, ceil_div(depth, kMaxSliceDepth));
 }
 
 template <class Tile, class Launcher, class View>
