@@ -47,7 +47,8 @@ std::string cuda_kernel_table() {
       "avg_pool2d_forward",   "avg_pool2d_backward",   "local_response_norm_forward",
       "local_response_norm_backward", "relu_lrn_max_pool2d_forward", "relu_lrn_max_pool2d_backward",
       "implicit_gemm_fprop",  "implicit_gemm_dgrad",   "implicit_gemm_wgrad",
-      "gemm_slice_sum",       "lenet5_forward",
+      "gemm_slice_sum",       "winograd_filter_transform", "winograd_input_transform",
+      "winograd_gemm",        "winograd_output_transform", "lenet5_forward",
   };
   std::string table;
   for (const char* name : kernels) table += std::string(name) + ":emulated\n";

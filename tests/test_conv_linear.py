@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnfast
-from helpers import ALL_DTYPES, DEVICES, EMULATING, assert_close, skip_unsupported, slow_in_emulation
+from helpers import ALL_DTYPES, DEVICES, EMULATING, TOLERANCE, assert_close, skip_unsupported, slow_in_emulation
 
 ops = torch.ops.cnnfast
 
@@ -175,6 +175,88 @@ def test_conv2d_dtypes(device, dtype):
     assert_close(out.cpu(), expected, dtype)
 
 
+# Stride-1 3×3 convolutions with at least 16 channels per group take
+# Winograd's F(2×2, 3×3) on the CUDA engine (forward, and the input
+# gradient where the padding is at most 2): odd and even output sizes
+# (partial tiles), every padding the input gradient takes and one it does
+# not, groups, both GEMM tiles (at most 64 output channels a group, and
+# more), rectangular maps and padding.
+WINOGRAD_CASES = [
+    ("winograd_pad1_odd", 2, 16, 7, 9, 16, 3, 3, 1, 1, 1),
+    ("winograd_pad0_even", 3, 24, 10, 8, 20, 3, 3, 1, 0, 1),
+    ("winograd_pad2", 1, 16, 5, 6, 70, 3, 3, 1, 2, 1),
+    ("winograd_pad3", 1, 16, 4, 5, 17, 3, 3, 1, 3, 1),
+    ("winograd_groups_rect_pad", 2, 48, 6, 11, 96, 3, 3, 1, (0, 2), 3),
+    ("winograd_one_pixel", 2, 32, 1, 1, 16, 3, 3, 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=[c[0] for c in WINOGRAD_CASES])
+def test_conv2d_winograd_matches_torch(case, activation, device):
+    x, weight, bias, stride, padding, groups = conv_inputs(case, device, torch.float64)
+    fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
+    ref = lambda x_, w_, b_: reference_conv(x_, w_, b_, stride, padding, groups, activation)  # noqa: E731
+    assert_matches(fn, ref, (x, weight, bias))
+
+
+def tensors_allocated(fn, *args):
+    """How many tensors fn(*args) allocates (aten::empty, as the profiler sees it)."""
+    with torch.profiler.profile() as prof:
+        fn(*args)
+    return sum(event.name == "aten::empty" for event in prof.events())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_takes_winograd_where_it_applies(device):
+    """The CUDA engine (on a GPU, or emulated) runs stride-1 3×3 layers of at
+    least 16 channels per group by Winograd: the output and three
+    workspaces (U, V, M); any other layer its output, and the direct GEMM
+    at most a workspace for its depth slices' partial sums."""
+    if device == "cpu" and not EMULATING:
+        pytest.skip("Winograd is the CUDA engine's")
+    x = torch.randn(2, 32, 9, 9, device=device)
+    conv = lambda x_, w_, stride=1, groups=1: cnnfast.conv2d(x_, w_, None, stride, 1, groups)  # noqa: E731
+    assert tensors_allocated(conv, x, torch.randn(16, 32, 3, 3, device=device)) == 4
+    assert tensors_allocated(conv, x, torch.randn(32, 16, 3, 3, device=device), 1, 2) == 4
+    assert tensors_allocated(conv, x, torch.randn(16, 8, 3, 3, device=device), 1, 4) <= 2  # 8 a group
+    assert tensors_allocated(conv, x, torch.randn(16, 32, 3, 3, device=device), 2) <= 2  # stride 2
+    assert tensors_allocated(conv, x, torch.randn(16, 32, 5, 5, device=device)) <= 2  # 5×5
+    # The input gradient (with two empty tensors for the gradients not
+    # asked for): by Winograd where the padding is at most 2.
+    w = torch.randn(16, 32, 3, 3, device=device)
+    for padding, workspaces in ((1, 3), (2, 3), (3, 0)):
+        out = ops.conv2d(x, w, None, [1, 1], [padding, padding], 1, None)
+        args = (torch.randn_like(out), x, w, out, [1, 1], [padding, padding], 1, None, [True, False, False])
+        assert tensors_allocated(ops._conv2d_backward, *args) == 3 + workspaces
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_conv2d_winograd_dtypes(device, dtype):
+    """Winograd's transforms and GEMMs run in float for the 16-bit types
+    (and float32): AlexNet's conv4 shape, output and input gradient within
+    the type's tolerance of float64 on the same rounded inputs."""
+    skip_unsupported(device, dtype)
+    case = ("winograd_dtypes", 2, 64, 13, 13, 64, 3, 3, 1, 1, 2)
+    x, weight, bias, stride, padding, groups = conv_inputs(case, "cpu", torch.float64)
+    xs, ws, bs = (t.to(dtype) for t in (x, weight, bias))
+    x64 = xs.double().requires_grad_()
+    expected = reference_conv(x64, ws.double(), bs.double(), stride, padding, groups, "tanh")
+    x_in = xs.to(device).requires_grad_()
+    out = cnnfast.conv2d(x_in, ws.to(device), bs.to(device), stride, padding, groups, "tanh")
+    assert out.dtype == dtype
+    grad = torch.randn(expected.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expected.backward(grad)
+    out.backward(grad.to(device=device, dtype=dtype))
+    rtol, _ = TOLERANCE[dtype]
+    for ours, reference in ((out, expected), (x_in.grad, x64.grad)):
+        # Relative to the tensor's scale: 288-term sums in float32 miss some
+        # elements near zero by more than the elementwise 1e-6.
+        assert (ours.double().cpu() - reference).abs().max() <= 4 * rtol * reference.abs().max()
+
+
 STRIDED_CASES = [c for c in CONV_CASES if c[0] in ("seven_by_seven", "stride3", "stride4_rect")]
 
 
@@ -310,10 +392,10 @@ def test_conv2d_errors():
         # an expanded 46341 × 46341 image needs no memory; so do padding to
         # 46348 × 46348, and padding or a stride of 2^31.
         (lambda: cnnfast.conv2d(torch.zeros(1, 4, 1, 1).expand(1, 4, 46341, 46341), w, groups=2),
-         RuntimeError, "fewer than 2\^31 pixels"),
-        (lambda: cnnfast.conv2d(x, w, groups=2, padding=2**31), RuntimeError, "fewer than 2\^31 pixels"),
-        (lambda: cnnfast.conv2d(x, w, groups=2, padding=23170), RuntimeError, "fewer than 2\^31 pixels"),
-        (lambda: cnnfast.conv2d(x, w, groups=2, stride=2**31), RuntimeError, "fewer than 2\^31 pixels"),
+         RuntimeError, "fewer than 2\\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, padding=2**31), RuntimeError, "fewer than 2\\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, padding=23170), RuntimeError, "fewer than 2\\^31 pixels"),
+        (lambda: cnnfast.conv2d(x, w, groups=2, stride=2**31), RuntimeError, "fewer than 2\\^31 pixels"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
@@ -450,6 +532,8 @@ def test_linear_module_is_a_drop_in():
 @pytest.mark.skipif(EMULATING, reason="the info table is checked once")
 def test_gemm_kernels_are_listed():
     listed = {kernel["name"]: kernel["emulated"] for kernel in cnnfast.info()["cuda_kernels"]}
-    for name in ("implicit_gemm_fprop", "implicit_gemm_dgrad", "implicit_gemm_wgrad", "gemm_slice_sum"):
+    gemm = ("implicit_gemm_fprop", "implicit_gemm_dgrad", "implicit_gemm_wgrad", "gemm_slice_sum")
+    winograd = ("winograd_filter_transform", "winograd_input_transform", "winograd_gemm", "winograd_output_transform")
+    for name in gemm + winograd:
         assert listed[name] is True
 

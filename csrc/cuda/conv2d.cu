@@ -1,7 +1,7 @@
 #include <torch/library.h>
 
 #include "../kernels/conv2d.h"
-#include "../kernels/implicit_gemm.h"
+#include "../kernels/gemm_engine.h"
 #include "launch.cuh"
 
 namespace cnnfast {

@@ -1,6 +1,6 @@
 #include <torch/library.h>
 
-#include "../kernels/implicit_gemm.h"
+#include "../kernels/gemm_engine.h"
 #include "../kernels/linear.h"
 #include "launch.cuh"
 

@@ -1,6 +1,6 @@
 #include "../kernels/linear.h"
 
-#include "../kernels/implicit_gemm.h"
+#include "../kernels/gemm_engine.h"
 #include "emulate.h"
 
 namespace cnnfast {

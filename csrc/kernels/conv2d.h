@@ -17,6 +17,7 @@
 
 #include "../common/checks.h"
 #include "../common/conv2d.h"
+#include "../common/winograd.h"
 
 namespace cnnfast {
 namespace kernels {
@@ -101,21 +102,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
   return {grads.grad_x, grads.grad_w, grads.grad_b};
 }
 
-// The forward GEMM of a problem, one view per group from make_view(tag,
-// x, weight, bias, out, group).
-template <class Engine, template <class> class View, class MakeView>
-at::Tensor gemm_forward(const Engine& engine, const ConvProblem& p, const at::Tensor& x,
-                        const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                        at::IntArrayRef output_size, const MakeView& make_view) {
+// The forward pass of a problem: run_forward(tag, x, weight, bias, out)
+// runs it on the engine (bias may be null).
+template <class Engine, class RunForward>
+at::Tensor gemm_forward(const at::Tensor& x, const at::Tensor& weight,
+                        const std::optional<at::Tensor>& bias, at::IntArrayRef output_size,
+                        const RunForward& run_forward) {
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor out = at::empty(output_size, x.options());
   dispatch_gemm_type<Engine>(x.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    engine.run(per_group<View<T>>(p, [&](int64_t group) {
-      return make_view(tag, input.const_data_ptr<T>(), filter.const_data_ptr<T>(),
-                       data_or_null<T>(shift), out.mutable_data_ptr<T>(), group);
-    }));
+    run_forward(tag, input.const_data_ptr<T>(), filter.const_data_ptr<T>(), data_or_null<T>(shift),
+                out.mutable_data_ptr<T>());
   });
   return out;
 }
@@ -125,6 +124,8 @@ inline std::vector<int64_t> conv2d_output_size(const at::Tensor& x, const ConvPr
   return {p.n, p.k, p.p, p.q};
 }
 
+// Stride-1 3×3 convolutions take Winograd's algorithm where the engine has
+// it (winograd_applies: the CUDA engine); the others the direct GEMM.
 template <class Engine>
 at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -132,10 +133,17 @@ at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = conv2d_problem(x, weight, bias, stride, padding, groups, activation,
                                        "conv2d", Engine::kHalfTypes);
-  return gemm_forward<Engine, FpropGemm>(
-      Engine(x), p, x, weight, bias, conv2d_output_size(x, p),
-      [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t group) {
-        return FpropGemm<decltype(tag)>{input, filter, shift, out, p, group};
+  const Engine engine(x);
+  return gemm_forward<Engine>(
+      x, weight, bias, conv2d_output_size(x, p),
+      [&](auto tag, auto input, auto filter, auto shift, auto out) {
+        if constexpr (Engine::kWinograd) {
+          if (winograd_applies(p))
+            return engine.winograd(winograd_forward_problem(p), input, filter, shift, out, p.act);
+        }
+        using View = FpropGemm<decltype(tag)>;
+        engine.run(per_group<View>(
+            p, [&](int64_t group) { return View{input, filter, shift, out, p, group}; }));
       });
 }
 
@@ -152,6 +160,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
   return gemm_backward(
       engine, p, grad_output, x, weight, output, output_mask,
       [&](auto tag, auto grad, auto filter, auto grad_x) {
+        if constexpr (Engine::kWinograd) {
+          if (winograd_applies_to_input_grad(p))
+            return engine.winograd(winograd_input_grad_problem(p), grad, filter,
+                                   decltype(grad)(nullptr), grad_x, Activation::kNone);
+        }
         const auto run = [&](auto unit_stride) {
           using View = DgradGemm<decltype(tag), decltype(unit_stride)::value>;
           engine.run(per_group<View>(

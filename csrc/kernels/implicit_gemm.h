@@ -54,10 +54,17 @@
 
 #include "../common/conv2d.h"
 #include "../common/launch.h"
-#include "activation.h"
 
 namespace cnnfast {
 namespace kernels {
+
+// A batched view (batches(), for_batch(b)): its GEMMs run in one launch,
+// batch b on grid.z (which a view's depth slices take otherwise).
+template <class View>
+concept BatchedView = requires(const View& view) {
+  view.batches();
+  view.for_batch(int64_t{0});
+};
 
 template <int Rows, int Cols>
 struct GemmTile {
@@ -151,7 +158,8 @@ struct ImplicitGemmKernel {
     Span s;
     s.row0 = t.block_idx.y * Tile::kRows;
     s.col0 = t.block_idx.x * Tile::kCols;
-    s.kd_begin = min_of(view.depth(), t.block_idx.z * depth_slice);
+    const int64_t slice = BatchedView<View> ? 0 : t.block_idx.z;
+    s.kd_begin = min_of(view.depth(), slice * depth_slice);
     s.depth = static_cast<int32_t>(min_of(view.depth(), s.kd_begin + depth_slice) - s.kd_begin);
     s.tiles = (s.depth + Tile::kDepth - 1) / Tile::kDepth;
     return s;
@@ -238,6 +246,17 @@ struct ImplicitGemmKernel {
 
   template <class Block>
   CNNFAST_HD void operator()(Block& block, Shared& sh) const {
+    if constexpr (BatchedView<View>) {
+      ImplicitGemmKernel batch = *this;
+      batch.view = view.for_batch(block.index().block_idx.z);
+      batch.run(block, sh);
+    } else {
+      run(block, sh);
+    }
+  }
+
+  template <class Block>
+  CNNFAST_HD void run(Block& block, Shared& sh) const {
     const Span s = span(block.index());
     block.each_thread([&](const ThreadIndex& t, Registers& r) {
       CNNFAST_UNROLL
@@ -316,6 +335,14 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
   shape.grid.y = ceil_div(rows, Tile::kRows);
   TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
               " rows exceeds the CUDA grid's limit");
+  if constexpr (BatchedView<View>) {
+    shape.grid.z = view.batches();
+    TORCH_CHECK(shape.grid.z <= 65535, "cnnfast: ", shape.grid.z,
+                " GEMMs in one launch exceed the CUDA grid's limit");
+    TORCH_CHECK(depth < (int64_t(1) << 30), "cnnfast: a batched GEMM ", depth, " deep");
+    launcher.launch_blocks(shape, Kernel{view, std::max<int64_t>(depth, 1), nullptr});
+    return;
+  }
   const int64_t slices = gemm_depth_slices<Tile>(shape.grid.x * shape.grid.y, depth);
   const int64_t slice = ceil_div(depth, slices);
   shape.grid.z = slices;
@@ -339,28 +366,6 @@ void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorO
   else
     run_gemm_view_in_tiles<WideTile>(launcher, view, options);
 }
-
-// The engine the op drivers (conv2d.h, linear.h) use on this launcher: CUDA
-// tensors, or CPU tensors under emulation.
-template <class Launcher>
-struct TiledGemmEngine {
-  static constexpr bool kHalfTypes = true;
-
-  Launcher launcher;
-  at::TensorOptions options;
-  explicit TiledGemmEngine(const at::Tensor& like) : launcher(like.device()), options(like.options()) {}
-
-  template <class View>
-  void run(const std::vector<View>& views) const {
-    for (const View& view : views) run_gemm_view(launcher, view, options);
-  }
-
-  // grad · act'(out), elementwise: the activations' own backward kernel.
-  at::Tensor grad_product(const at::Tensor& grad, const at::Tensor& out, Activation act) const {
-    if (act == Activation::kRelu) return activation_backward<Launcher, Relu>(grad, out, "activation_grad");
-    return activation_backward<Launcher, Tanh>(grad, out, "activation_grad");
-  }
-};
 
 }  // namespace kernels
 }  // namespace cnnfast

@@ -28,16 +28,16 @@ at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", Engine::kHalfTypes);
-  if (p.k < kFewFeatures && p.n >= kManyRows)
-    return gemm_forward<Engine, FpropGemm>(
-        Engine(x), p, x, weight, bias, linear_output_size(x, p),
-        [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t group) {
-          return FpropGemm<decltype(tag)>{input, filter, shift, out, p, group};
-        });
-  return gemm_forward<Engine, LinearFpropGemm>(
-      Engine(x), p, x, weight, bias, linear_output_size(x, p),
-      [&](auto tag, auto input, auto filter, auto shift, auto out, int64_t) {
-        return LinearFpropGemm<decltype(tag)>{input, filter, shift, out, p};
+  const Engine engine(x);
+  return gemm_forward<Engine>(
+      x, weight, bias, linear_output_size(x, p),
+      [&](auto tag, auto input, auto filter, auto shift, auto out) {
+        using T = decltype(tag);
+        if (p.k < kFewFeatures && p.n >= kManyRows)
+          engine.run(per_group<FpropGemm<T>>(
+              p, [&](int64_t group) { return FpropGemm<T>{input, filter, shift, out, p, group}; }));
+        else
+          engine.run(std::vector<LinearFpropGemm<T>>{LinearFpropGemm<T>{input, filter, shift, out, p}});
       });
 }
 

@@ -1,0 +1,45 @@
+#pragma once
+// The engine the op drivers (conv2d.h, linear.h) use on a launcher: CUDA
+// tensors, or CPU tensors under emulation. GEMM views run on the tiled
+// implicit-GEMM kernel (implicit_gemm.h); stride-1 3×3 convolutions by
+// Winograd's algorithm (winograd.h).
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "activation.h"
+#include "implicit_gemm.h"
+#include "winograd.h"
+
+namespace cnnfast {
+namespace kernels {
+
+template <class Launcher>
+struct TiledGemmEngine {
+  static constexpr bool kHalfTypes = true;
+  static constexpr bool kWinograd = true;
+
+  Launcher launcher;
+  at::TensorOptions options;
+  explicit TiledGemmEngine(const at::Tensor& like) : launcher(like.device()), options(like.options()) {}
+
+  template <class View>
+  void run(const std::vector<View>& views) const {
+    for (const View& view : views) run_gemm_view(launcher, view, options);
+  }
+
+  template <class T>
+  void winograd(const WinogradProblem& wp, const T* input, const T* weight, const T* bias, T* out,
+                Activation act) const {
+    winograd_conv(launcher, options, wp, input, weight, bias, out, act);
+  }
+
+  // grad · act'(out), elementwise: the activations' own backward kernel.
+  at::Tensor grad_product(const at::Tensor& grad, const at::Tensor& out, Activation act) const {
+    if (act == Activation::kRelu) return activation_backward<Launcher, Relu>(grad, out, "activation_grad");
+    return activation_backward<Launcher, Tanh>(grad, out, "activation_grad");
+  }
+};
+
+}  // namespace kernels
+}  // namespace cnnfast
