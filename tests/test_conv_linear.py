@@ -163,6 +163,25 @@ def test_alexnet_conv1_float32_within_1e5(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_alexnet_conv3_float32_within_1e5(device):
+    """float32 against float64 on AlexNet's conv3 (Winograd on the CUDA
+    engine): output and input gradient within 1e-5 of their scale."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(slow_in_emulation(4, 1), 256, 13, 13, generator=gen, dtype=torch.float64)
+    weight = torch.randn(384, 256, 3, 3, generator=gen, dtype=torch.float64) / 48
+    bias = torch.randn(384, generator=gen, dtype=torch.float64)
+    x64 = x.clone().requires_grad_()
+    expected = reference_conv(x64, weight, bias, 1, 1, 1, "relu")
+    x32 = x.float().to(device).requires_grad_()
+    out = cnnfast.conv2d(x32, weight.float().to(device), bias.float().to(device), 1, 1, 1, "relu")
+    grad = torch.randn(expected.shape, generator=gen, dtype=torch.float64)
+    expected.backward(grad)
+    out.backward(grad.float().to(device))
+    for ours, reference in ((out, expected), (x32.grad, x64.grad)):
+        assert ((ours.double().cpu() - reference).abs().max() / reference.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_conv2d_dtypes(device, dtype):
     skip_unsupported(device, dtype)
