@@ -203,7 +203,7 @@ struct FpropGemm {
 // rows = input channels of the group, cols = (n, h, w), depth = (k, r, s).
 // kUnitStride: the stride is 1, known at compile time, so the gather's test
 // for the stride grid and its divisions drop out of the inner loop (in the
-// CUDA kernel's SASS: a main loop of 844 instructions instead of 1,424).
+// CUDA kernel's SASS: a main loop of 847 instructions instead of 1,463).
 template <class T, bool kUnitStride>
 struct DgradGemm {
   using element_type = T;

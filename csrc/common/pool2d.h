@@ -148,7 +148,10 @@ struct MaxWithOffset {
 };
 
 // The same over value(h, w) (in acc_t) instead of a stored plane.
-template <class scalar_t, class Index, class Value>
+// kWindow > 0 promises a window of at most kWindow × kWindow cells
+// (AlexNet's 3 × 3): the loops then unroll into predicated steps, in the
+// same order.
+template <class scalar_t, int kWindow = 0, class Index, class Value>
 CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value,
                                                         const BasicPool2dProblem<Index>& p,
                                                         Index oh, Index ow) {
@@ -156,25 +159,33 @@ CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window_of(const Value& value,
   const BasicWindowSpan<Index> cols = window_span(ow, p.stride_w, p.pad_w, p.kernel_w, p.in_w);
   auto best = value(rows.begin, cols.begin);
   Index best_h = rows.begin, best_w = cols.begin;
-  for (Index h = rows.begin; h < rows.end; ++h) {
-    for (Index w = cols.begin; w < cols.end; ++w) {
-      const auto v = value(h, w);
-      if (v > best || is_nan(v)) {
-        best = v;
-        best_h = h;
-        best_w = w;
-      }
+  const auto visit = [&](Index h, Index w) {
+    const auto v = value(h, w);
+    if (v > best || is_nan(v)) {
+      best = v;
+      best_h = h;
+      best_w = w;
     }
+  };
+  if constexpr (kWindow > 0) {
+    CNNFAST_UNROLL
+    for (int r = 0; r < kWindow; ++r)
+      CNNFAST_UNROLL
+      for (int c = 0; c < kWindow; ++c)
+        if (rows.begin + r < rows.end && cols.begin + c < cols.end) visit(rows.begin + r, cols.begin + c);
+  } else {
+    for (Index h = rows.begin; h < rows.end; ++h)
+      for (Index w = cols.begin; w < cols.end; ++w) visit(h, w);
   }
   return {static_cast<scalar_t>(best),
           static_cast<int32_t>((best_h - rows.first) * p.kernel_w + (best_w - cols.first))};
 }
 
-template <class scalar_t, class Index>
+template <int kWindow = 0, class scalar_t, class Index>
 CNNFAST_INLINE MaxWithOffset<scalar_t> max_in_window(const scalar_t* plane,
                                                      const BasicPool2dProblem<Index>& p, Index oh,
                                                      Index ow) {
-  return max_in_window_of<scalar_t>(
+  return max_in_window_of<scalar_t, kWindow>(
       [&](Index h, Index w) { return static_cast<acc_type<scalar_t>>(plane[h * p.in_w + w]); },
       p, oh, ow);
 }

@@ -90,13 +90,15 @@ struct WinogradProblem {
   CNNFAST_HD int64_t gemms() const { return groups * kWinogradPoints; }
 };
 
-// The forward convolution of p, where Winograd applies: 3×3, stride 1, and
-// channels enough that the GEMMs, not the transforms, take the time.
+// The forward convolution of p, where Winograd applies: 3×3, stride 1,
+// channels enough that the GEMMs, not the transforms, take the time, and
+// its GEMMs within one launch's grid (grid.z: 65,535).
 constexpr int64_t kWinogradMinChannels = 16;
 
 inline bool winograd_applies(const ConvProblem& p) {
   return p.r == 3 && p.s == 3 && p.stride_h == 1 && p.stride_w == 1 &&
-         p.c_group() >= kWinogradMinChannels && p.k_group() >= kWinogradMinChannels;
+         p.c_group() >= kWinogradMinChannels && p.k_group() >= kWinogradMinChannels &&
+         p.groups * kWinogradPoints <= 65535;
 }
 
 inline WinogradProblem winograd_forward_problem(const ConvProblem& p) {

@@ -148,8 +148,9 @@ struct ImplicitGemmKernel {
     acc_t next_a[Tile::kLoadsA], next_b[Tile::kLoadsB];
   };
 
-  // The block's tile of C and its depth slice, which the host keeps under
-  // 2^31 (run_gemm_view_in_tiles): the tile loop's counters are 32-bit.
+  // The block's tile of C and its depth slice, at most 2^30 deep
+  // (gemm_depth_slices, run_gemm_view_in_tiles): the tile loop's counters
+  // are 32-bit.
   struct Span {
     int64_t row0, col0, kd_begin;
     int32_t depth, tiles;
@@ -339,7 +340,8 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
     shape.grid.z = view.batches();
     TORCH_CHECK(shape.grid.z <= 65535, "cnnfast: ", shape.grid.z,
                 " GEMMs in one launch exceed the CUDA grid's limit");
-    TORCH_CHECK(depth < (int64_t(1) << 30), "cnnfast: a batched GEMM ", depth, " deep");
+    TORCH_CHECK(depth <= (int64_t(1) << 30), "cnnfast: a batched GEMM of depth ", depth,
+                " exceeds 2^30");
     launcher.launch_blocks(shape, Kernel{view, std::max<int64_t>(depth, 1), nullptr});
     return;
   }

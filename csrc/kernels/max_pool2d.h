@@ -15,7 +15,9 @@
 namespace cnnfast {
 namespace kernels {
 
-template <class scalar_t, class offset_t, class Index>
+// kWindow: windows of at most that many cells along each axis, or 0 for any
+// size (csrc/common/pool2d.h, max_in_window_of).
+template <class scalar_t, class offset_t, class Index, int kWindow>
 struct MaxPool2dForwardKernel {
   const scalar_t* x;
   scalar_t* out;
@@ -24,7 +26,7 @@ struct MaxPool2dForwardKernel {
   CNNFAST_HD void operator()(const ThreadIndex& t) const {
     for_each_plane_cell_as<Index>(t, p.planes * p.out_plane(), p.by_out_plane, p.by_out_w,
                                   [&](const BasicPlaneCell<Index>& o) {
-      const auto best = max_in_window(x + o.plane * p.in_plane(), p, o.row, o.col);
+      const auto best = max_in_window<kWindow>(x + o.plane * p.in_plane(), p, o.row, o.col);
       out[o.index] = best.value;
       offsets[o.index] = static_cast<offset_t>(best.offset);
     });
@@ -65,12 +67,19 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool2d", [&] {
     dispatch_offset_type(offsets.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      launch_per_cell(launcher, out.numel(), p, [&](const auto& problem) {
-        using Index = index_of<decltype(problem)>;
-        return MaxPool2dForwardKernel<scalar_t, offset_t, Index>{
-            input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-            offsets.mutable_data_ptr<offset_t>(), problem};
-      });
+      const auto launch = [&](auto window) {
+        launch_per_cell(launcher, out.numel(), p, [&](const auto& problem) {
+          return MaxPool2dForwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
+                                        decltype(window)::value>{
+              input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+              offsets.mutable_data_ptr<offset_t>(), problem};
+        });
+      };
+      // Windows of up to 3 × 3 (AlexNet's, LeNet-style 2 × 2): the unrolled scan.
+      if (p.kernel_h <= 3 && p.kernel_w <= 3)
+        launch(std::integral_constant<int, 3>{});
+      else
+        launch(std::integral_constant<int, 0>{});
     });
   });
   return {out, offsets};
