@@ -3,8 +3,9 @@
     ncu --clock-control none --kernel-name-base demangled --kernel-name regex:cnnfast \\
         --section SpeedOfLight ... python3 tools/gpu_profile.py
 
-AlexNet's conv2 (the implicit GEMM's fprop, dgrad and wgrad), its first
-max pool, LRN and fused stage, at batch 128 in float32, and LeNet-5's
+AlexNet's conv2 (the implicit GEMM's fprop, dgrad and wgrad) and conv3
+(Winograd's transforms and batched GEMM, forward and input gradient), its
+first max pool, LRN and fused stage, at batch 128 in float32, and LeNet-5's
 inference kernel at batch 1024 (forward only) (make gpu-check's `profile`
 step). A warm-up pass runs first, outside the profiled range."""
 
@@ -20,6 +21,9 @@ def cases(device):
     weight = torch.randn(256, 48, 5, 5, device=device, requires_grad=True)
     bias = torch.randn(256, device=device, requires_grad=True)
     yield "conv2", lambda: cnnfast.conv2d(x, weight, bias, padding=2, groups=2, activation="relu")
+    x3 = torch.randn(128, 256, 13, 13, device=device, requires_grad=True)
+    weight3 = torch.randn(384, 256, 3, 3, device=device, requires_grad=True)
+    yield "conv3", lambda: cnnfast.conv2d(x3, weight3, None, padding=1, activation="relu")
     pooled = torch.randn(128, 96, 55, 55, device=device, requires_grad=True)
     yield "max_pool2d", lambda: cnnfast.max_pool2d(pooled, 3, 2)
     yield "local_response_norm", lambda: cnnfast.local_response_norm(pooled, *LRN)
