@@ -21,6 +21,13 @@ std::atomic<bool>& emulation_flag() {
 
 }  // namespace
 
+int64_t winograd_workspace_limit_bytes() {
+  constexpr int64_t kMiB = int64_t(1) << 20, kDefaultMiB = 1024;
+  const char* value = std::getenv("CNNFAST_WINOGRAD_WORKSPACE_MB");
+  const int64_t mib = value != nullptr && *value != '\0' ? std::atoll(value) : kDefaultMiB;
+  return (mib > 0 ? mib : kDefaultMiB) * kMiB;
+}
+
 bool emulating_cuda() { return emulation_flag().load(std::memory_order_relaxed); }
 void set_emulating_cuda(bool on) { emulation_flag().store(on, std::memory_order_relaxed); }
 

@@ -1,5 +1,6 @@
 #pragma once
 // Process-wide switches and what the build decided.
+#include <cstdint>
 #include <string>
 
 namespace cnnfast {
@@ -8,6 +9,11 @@ namespace cnnfast {
 // launcher instead of the CPU kernels. Starts from CNNFAST_EMULATE_CUDA=1.
 bool emulating_cuda();
 void set_emulating_cuda(bool on);
+
+// The most memory Winograd's workspaces may take for one convolution
+// (csrc/kernels/winograd.h): CNNFAST_WINOGRAD_WORKSPACE_MB, read at each
+// call, 1024 MiB when unset. Larger batches run in chunks of images.
+int64_t winograd_workspace_limit_bytes();
 
 // Build facts: the torch the extension was compiled against, whether the
 // CUDA kernels were compiled, for which architectures, and the CPU ISA the

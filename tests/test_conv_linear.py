@@ -220,6 +220,24 @@ def test_conv2d_winograd_matches_torch(case, activation, device):
     assert_matches(fn, ref, (x, weight, bias))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_winograd_in_chunks_of_images(device, monkeypatch):
+    """Under a 1 MiB workspace limit, Winograd runs 5 images of 16 channels
+    at 30 × 30 in chunks (two images a chunk in float32, one in float64,
+    the last chunk shorter): forward and gradients still match torch."""
+    monkeypatch.setenv("CNNFAST_WINOGRAD_WORKSPACE_MB", "1")
+    for dtype in (torch.float64, torch.float32):
+        case = ("winograd_chunks", 5, 16, 30, 30, 16, 3, 3, 1, 1, 1)
+        x, weight, bias, stride, padding, groups = conv_inputs(case, device, dtype)
+        fn = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, stride, padding, groups, "relu")  # noqa: E731
+        out, grads = run_with_grads(fn, (x, weight, bias))
+        expected, expected_grads = run_with_grads(
+            lambda x_, w_, b_: reference_conv(x_, w_, b_, stride, padding, groups, "relu"),
+            (x.double(), weight.double(), bias.double()))
+        for ours, reference in zip([out, *grads], [expected, *expected_grads]):
+            assert (ours.double() - reference).abs().max() <= 4 * TOLERANCE[dtype][0] * reference.abs().max()
+
+
 def tensors_allocated(fn, *args):
     """How many tensors fn(*args) allocates (aten::empty, as the profiler sees it)."""
     with torch.profiler.profile() as prof:

@@ -51,6 +51,8 @@
 #include <c10/core/ScalarType.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 #include "../common/conv2d.h"
 #include "../common/launch.h"
@@ -59,12 +61,16 @@ namespace cnnfast {
 namespace kernels {
 
 // A batched view (batches(), for_batch(b)): its GEMMs run in one launch,
-// batch b on grid.z (which a view's depth slices take otherwise).
+// batch b on grid.z (which a view's depth slices take otherwise). A trait,
+// not a C++20 concept: torch 2.11 (the GPU machines') builds extensions
+// with -std=c++17.
+template <class View, class = void>
+struct IsBatchedView : std::false_type {};
 template <class View>
-concept BatchedView = requires(const View& view) {
-  view.batches();
-  view.for_batch(int64_t{0});
-};
+struct IsBatchedView<View, std::void_t<decltype(std::declval<const View&>().for_batch(int64_t{0}))>>
+    : std::true_type {};
+template <class View>
+constexpr bool BatchedView = IsBatchedView<View>::value;
 
 template <int Rows, int Cols>
 struct GemmTile {

@@ -6,16 +6,21 @@
 //   input transform    x      → V [groups][16][in][tiles]
 //   GEMMs              M[b] = U[b] · V[b], b = group · 16 + ξ, in one launch
 //   output transform   M      → out (+ bias, activation)
-// The workspaces hold acc_t (float for the 16-bit types). A 2×2 output
-// takes 16 multiplications per input channel instead of 36: AlexNet's
-// conv3 at 13×13 pads to 14×14, so its GEMMs do 1.94× fewer than the
-// direct convolution, and the transforms stream U, V and M once each.
+// A 2×2 output takes 16 multiplications per input channel instead of 36:
+// AlexNet's conv3 at 13×13 pads to 14×14, so its GEMMs do 1.94× fewer than
+// the direct convolution, and the transforms stream U, V and M once each.
+// The workspaces hold acc_t (float for the 16-bit types); a batch whose V
+// and M would exceed winograd_workspace_limit_bytes() runs in chunks of
+// images (U is transformed once).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/ScalarType.h>
 
+#include <algorithm>
+
 #include "../common/launch.h"
 #include "../common/winograd.h"
+#include "../runtime.h"
 #include "implicit_gemm.h"
 
 namespace cnnfast {
@@ -140,30 +145,46 @@ struct WinogradOutputKernel {
   }
 };
 
+// The images a chunk takes so that its workspaces (V and M) stay within
+// winograd_workspace_limit_bytes(): at least one.
+template <class acc_t>
+int64_t winograd_chunk_images(const WinogradProblem& wp) {
+  const int64_t per_image =
+      wp.gemms() * (wp.in_group + wp.out_group) * wp.tile_plane() * int64_t(sizeof(acc_t));
+  return std::max<int64_t>(1, std::min(wp.n, winograd_workspace_limit_bytes() / per_image));
+}
+
 template <class Launcher, class T>
 void winograd_conv(const Launcher& launcher, const at::TensorOptions& options,
                    const WinogradProblem& wp, const T* input, const T* weight, const T* bias,
                    T* out, Activation act) {
   using acc_t = acc_type<T>;
   if (wp.n == 0) return;
-  const auto workspace = [&](int64_t channels) {
-    return at::empty({wp.gemms() * channels},
-                     options.dtype(c10::CppTypeToScalarType<acc_t>::value));
+  const auto workspace = [&](int64_t per_gemm) {
+    return at::empty({wp.gemms() * per_gemm}, options.dtype(c10::CppTypeToScalarType<acc_t>::value));
   };
   const at::Tensor u = workspace(wp.out_group * wp.in_group);
-  const at::Tensor v = workspace(wp.in_group * wp.tiles());
-  const at::Tensor m = workspace(wp.out_group * wp.tiles());
   launcher.launch(elementwise_launch_shape(wp.groups * wp.out_group * wp.in_group),
                   WinogradFilterKernel<T, acc_t>{weight, u.mutable_data_ptr<acc_t>(), wp});
-  launcher.launch(elementwise_launch_shape(wp.n * wp.in_channels() * wp.tile_plane()),
-                  WinogradInputKernel<T, acc_t>{input, v.mutable_data_ptr<acc_t>(), wp});
-  run_gemm_view(launcher,
-                WinogradGemm<acc_t>{u.const_data_ptr<acc_t>(), v.const_data_ptr<acc_t>(),
-                                    m.mutable_data_ptr<acc_t>(), wp.out_group, wp.in_group,
-                                    wp.tiles(), wp.gemms()},
-                options);
-  launcher.launch(elementwise_launch_shape(wp.n * wp.out_channels() * wp.tile_plane()),
-                  WinogradOutputKernel<T, acc_t>{m.const_data_ptr<acc_t>(), bias, out, wp, act});
+  WinogradProblem chunk = wp;
+  chunk.n = winograd_chunk_images<acc_t>(wp);
+  const at::Tensor v = workspace(wp.in_group * chunk.tiles());
+  const at::Tensor m = workspace(wp.out_group * chunk.tiles());
+  for (int64_t first = 0; first < wp.n; first += chunk.n) {
+    chunk.n = std::min(chunk.n, wp.n - first);
+    launcher.launch(elementwise_launch_shape(chunk.n * chunk.in_channels() * chunk.tile_plane()),
+                    WinogradInputKernel<T, acc_t>{input + first * wp.in_channels() * wp.h * wp.w,
+                                                  v.mutable_data_ptr<acc_t>(), chunk});
+    run_gemm_view(launcher,
+                  WinogradGemm<acc_t>{u.const_data_ptr<acc_t>(), v.const_data_ptr<acc_t>(),
+                                      m.mutable_data_ptr<acc_t>(), chunk.out_group, chunk.in_group,
+                                      chunk.tiles(), chunk.gemms()},
+                  options);
+    launcher.launch(elementwise_launch_shape(chunk.n * chunk.out_channels() * chunk.tile_plane()),
+                    WinogradOutputKernel<T, acc_t>{m.const_data_ptr<acc_t>(), bias,
+                                                   out + first * wp.out_channels() * wp.p * wp.q,
+                                                   chunk, act});
+  }
 }
 
 }  // namespace kernels
