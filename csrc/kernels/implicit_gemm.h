@@ -330,27 +330,14 @@ int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
   return std::max(filling, ceil_div(depth, kMaxSliceDepth));
 }
 
+// A GEMM on grid.x × grid.y tiles, its depth split over grid.z where that
+// fills the GPU better (gemm_depth_slices).
 template <class Tile, class Launcher, class View>
-void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
-                            const at::TensorOptions& options) {
+void run_gemm_view_in_slices(const Launcher& launcher, const View& view,
+                             const at::TensorOptions& options, LaunchShape shape) {
   using acc_t = acc_type<typename View::element_type>;
   using Kernel = ImplicitGemmKernel<View, Tile>;
   const int64_t rows = view.rows(), cols = view.cols(), depth = view.depth();
-  LaunchShape shape;
-  shape.block.x = Tile::kThreads;
-  shape.grid.x = ceil_div(cols, Tile::kCols);
-  shape.grid.y = ceil_div(rows, Tile::kRows);
-  TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
-              " rows exceeds the CUDA grid's limit");
-  if constexpr (BatchedView<View>) {
-    shape.grid.z = view.batches();
-    TORCH_CHECK(shape.grid.z <= 65535, "cnnfast: ", shape.grid.z,
-                " GEMMs in one launch exceed the CUDA grid's limit");
-    TORCH_CHECK(depth <= (int64_t(1) << 30), "cnnfast: a batched GEMM of depth ", depth,
-                " exceeds 2^30");
-    launcher.launch_blocks(shape, Kernel{view, std::max<int64_t>(depth, 1), nullptr});
-    return;
-  }
   const int64_t slices = gemm_depth_slices<Tile>(shape.grid.x * shape.grid.y, depth);
   const int64_t slice = ceil_div(depth, slices);
   shape.grid.z = slices;
@@ -363,6 +350,30 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
   acc_t* ws = partial.mutable_data_ptr<acc_t>();
   launcher.launch_blocks(shape, Kernel{view, slice, ws});
   launcher.launch(elementwise_launch_shape(rows * cols), GemmSliceSumKernel<View>{view, ws, slices});
+}
+
+template <class Tile, class Launcher, class View>
+void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
+                            const at::TensorOptions& options) {
+  const int64_t rows = view.rows(), cols = view.cols();
+  LaunchShape shape;
+  shape.block.x = Tile::kThreads;
+  shape.grid.x = ceil_div(cols, Tile::kCols);
+  shape.grid.y = ceil_div(rows, Tile::kRows);
+  TORCH_CHECK(shape.grid.y <= 65535, "cnnfast: a GEMM with ", rows,
+              " rows exceeds the CUDA grid's limit");
+  if constexpr (BatchedView<View>) {
+    const int64_t depth = view.depth();
+    shape.grid.z = view.batches();
+    TORCH_CHECK(shape.grid.z <= 65535, "cnnfast: ", shape.grid.z,
+                " GEMMs in one launch exceed the CUDA grid's limit");
+    TORCH_CHECK(depth <= (int64_t(1) << 30), "cnnfast: a batched GEMM of depth ", depth,
+                " exceeds 2^30");
+    launcher.launch_blocks(shape,
+                           ImplicitGemmKernel<View, Tile>{view, std::max<int64_t>(depth, 1), nullptr});
+  } else {
+    run_gemm_view_in_slices<Tile>(launcher, view, options, shape);
+  }
 }
 
 // A GEMM of at most 64 rows would leave most of a 128-row tile idle.
