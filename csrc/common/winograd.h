@@ -10,6 +10,7 @@
 // Each 2-D transform is its 1-D transform applied to the columns, then to
 // the rows. Shared by the CUDA kernels and their emulation.
 #include <cstdint>
+#include <utility>
 
 #include "conv2d.h"
 #include "macros.h"
@@ -86,6 +87,10 @@ struct WinogradProblem {
   CNNFAST_HD int64_t tiles_w() const { return (q + 1) / 2; }
   CNNFAST_HD int64_t tile_plane() const { return tiles_h() * tiles_w(); }
   CNNFAST_HD int64_t tiles() const { return n * tile_plane(); }  // a GEMM's columns
+  // The GEMM column of image n's tile (row, col).
+  CNNFAST_HD int64_t tile(int64_t image, int64_t row, int64_t col) const {
+    return image * tile_plane() + row * tiles_w() + col;
+  }
   // GEMMs: one per group and ξ.
   CNNFAST_HD int64_t gemms() const { return groups * kWinogradPoints; }
 };
@@ -122,16 +127,12 @@ inline bool winograd_applies_to_input_grad(const ConvProblem& p) {
   return winograd_applies(p) && p.pad_h <= 2 && p.pad_w <= 2;
 }
 
+// The forward problem with input and output exchanged.
 inline WinogradProblem winograd_input_grad_problem(const ConvProblem& p) {
-  WinogradProblem wp;
-  wp.n = p.n;
-  wp.groups = p.groups;
-  wp.in_group = p.k_group();
-  wp.out_group = p.c_group();
-  wp.h = p.p;
-  wp.w = p.q;
-  wp.p = p.h;
-  wp.q = p.w;
+  WinogradProblem wp = winograd_forward_problem(p);
+  std::swap(wp.in_group, wp.out_group);
+  std::swap(wp.h, wp.p);
+  std::swap(wp.w, wp.q);
   wp.pad_h = 2 - p.pad_h;
   wp.pad_w = 2 - p.pad_w;
   wp.flipped = true;

@@ -154,9 +154,8 @@ struct ImplicitGemmKernel {
     acc_t next_a[Tile::kLoadsA], next_b[Tile::kLoadsB];
   };
 
-  // The block's tile of C and its depth slice, at most 2^30 deep
-  // (gemm_depth_slices, run_gemm_view_in_tiles): the tile loop's counters
-  // are 32-bit.
+  // The block's tile of C and its depth slice, at most kMaxSliceDepth deep:
+  // the tile loop's counters are 32-bit.
   struct Span {
     int64_t row0, col0, kd_begin;
     int32_t depth, tiles;
@@ -318,13 +317,15 @@ struct GemmSliceSumKernel {
   }
 };
 
+// The deepest a block's depth slice may be: the kernel counts it in 32 bits.
+constexpr int64_t kMaxSliceDepth = int64_t(1) << 30;
+
 // Depth slices for a GEMM: enough blocks to fill a large GPU twice over
 // (fixed, not read from the device, so results do not depend on the GPU),
-// with at least 32 depth tiles per slice, and at most 2^30 deep (the
-// kernel counts a slice's depth in 32 bits).
+// with at least 32 depth tiles per slice, and at most kMaxSliceDepth deep.
 template <class Tile>
 int64_t gemm_depth_slices(int64_t tiles, int64_t depth) {
-  constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32, kMaxSliceDepth = int64_t(1) << 30;
+  constexpr int64_t kTargetBlocks = 264, kMinTilesPerSlice = 32;
   const int64_t most = std::max<int64_t>(1, depth / (kMinTilesPerSlice * Tile::kDepth));
   const int64_t filling = std::min(most, std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(tiles, 1)));
   return std::max(filling, ceil_div(depth, kMaxSliceDepth));
@@ -367,7 +368,7 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
     shape.grid.z = view.batches();
     TORCH_CHECK(shape.grid.z <= 65535, "cnnfast: ", shape.grid.z,
                 " GEMMs in one launch exceed the CUDA grid's limit");
-    TORCH_CHECK(depth <= (int64_t(1) << 30), "cnnfast: a batched GEMM of depth ", depth,
+    TORCH_CHECK(depth <= kMaxSliceDepth, "cnnfast: a batched GEMM of depth ", depth,
                 " exceeds 2^30");
     launcher.launch_blocks(shape,
                            ImplicitGemmKernel<View, Tile>{view, std::max<int64_t>(depth, 1), nullptr});

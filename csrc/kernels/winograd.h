@@ -106,8 +106,8 @@ struct WinogradInputKernel {
       }
       winograd_input_transform(d);
       const int64_t g = channel / wp.in_group, i = channel % wp.in_group;
-      const int64_t tile = n * wp.tile_plane() + cell.row * wp.tiles_w() + cell.col;
-      acc_t* first = v + (g * kWinogradPoints * wp.in_group + i) * tiles + tile;
+      acc_t* first =
+          v + (g * kWinogradPoints * wp.in_group + i) * tiles + wp.tile(n, cell.row, cell.col);
       for (int xi = 0; xi < kWinogradPoints; ++xi) first[xi * wp.in_group * tiles] = d[xi];
     });
   }
@@ -126,8 +126,8 @@ struct WinogradOutputKernel {
     for_each_plane_cell(t, wp.n * channels, wp.tiles_h(), wp.tiles_w(), [&](const PlaneCell& cell) {
       const int64_t n = cell.plane / channels, channel = cell.plane % channels;
       const int64_t g = channel / wp.out_group, o = channel % wp.out_group;
-      const int64_t tile = n * wp.tile_plane() + cell.row * wp.tiles_w() + cell.col;
-      const acc_t* first = m + (g * kWinogradPoints * wp.out_group + o) * tiles + tile;
+      const acc_t* first =
+          m + (g * kWinogradPoints * wp.out_group + o) * tiles + wp.tile(n, cell.row, cell.col);
       acc_t sums[kWinogradPoints], y[kWinogradOut * kWinogradOut];
       for (int xi = 0; xi < kWinogradPoints; ++xi) sums[xi] = first[xi * wp.out_group * tiles];
       winograd_output_transform(sums, y);
