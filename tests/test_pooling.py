@@ -32,6 +32,14 @@ CASES = [
     ("2x2_odd_sizes", (2, 3, 7, 9), 2, 2, 0, False),
     ("2x2_wide_rows", (1, 2, 5, 70), 2, 2, 0, False),
     ("2x2_ceil_odd", (1, 3, 7, 9), 2, 2, 0, True),
+    # Stride 2 with windows up to 4 wide (the CUDA backward's stride
+    # blocks): padding of a whole block, windows narrower than the stride
+    # (cells no window covers), rectangular windows in ceil mode, one row.
+    ("s2_k4_pad2_ceil", (2, 3, 9, 10), 4, 2, 2, True),
+    ("s2_k4_pad1", (2, 3, 8, 11), 4, 2, 1, False),
+    ("s2_k1", (1, 2, 7, 8), 1, 2, 0, False),
+    ("s2_rect_pad_ceil", (1, 2, 6, 9), (3, 4), 2, (1, 2), True),
+    ("s2_one_row", (2, 2, 1, 9), (1, 3), 2, 0, False),
 ]
 IDS = [case[0] for case in CASES]
 

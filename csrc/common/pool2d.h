@@ -225,6 +225,105 @@ CNNFAST_INLINE acc_type<scalar_t> max_pool_input_grad(const scalar_t* grad_plane
   return sum;
 }
 
+// The input cells of a stride-kStride problem in blocks of kStride × kStride:
+// block (by, bx) holds the cells whose padded coordinates (h + pad_h,
+// w + pad_w) lie in [by·s, by·s + s) × [bx·s, bx·s + s). Blocks start at row
+// first_row (column first_col), the first that holds an input cell; the
+// divisors split a block index into plane, row and column (built on the
+// host).
+template <class Index>
+struct BasicStrideBlocks {
+  Index first_row = 0, first_col = 0, rows = 0, cols = 0;
+  Divisor<Index> by_plane, by_cols;
+  CNNFAST_HD Index plane() const { return rows * cols; }
+};
+
+template <class Index, int kStride>
+BasicStrideBlocks<Index> stride_blocks(const BasicPool2dProblem<Index>& p) {
+  BasicStrideBlocks<Index> b;
+  b.first_row = p.pad_h / kStride;
+  b.first_col = p.pad_w / kStride;
+  b.rows = static_cast<Index>(ceil_div(p.in_h + p.pad_h, kStride)) - b.first_row;
+  b.cols = static_cast<Index>(ceil_div(p.in_w + p.pad_w, kStride)) - b.first_col;
+  b.by_plane = Divisor<Index>(b.plane());
+  b.by_cols = Divisor<Index>(b.cols);
+  return b;
+}
+
+// Whether windows of p take the block gather below: stride kStride on both
+// axes, windows at most two strides wide.
+template <int kStride, class Index>
+bool takes_block_grad(const BasicPool2dProblem<Index>& p) {
+  return p.stride_h == kStride && p.stride_w == kStride && p.kernel_h <= 2 * kStride &&
+         p.kernel_w <= 2 * kStride;
+}
+
+// Gradients of the kStride × kStride cells of a stride block, where windows
+// are at most two strides wide (takes_block_grad): then only the outputs
+// (by - 1, by) × (bx - 1, bx) cover block (by, bx), so one thread reads those
+// four windows' offsets and gradients once, with no branch between the
+// loads, for all the block's cells — where max_pool_input_grad, per cell,
+// works out its covering windows and reads each of them. The sums run in
+// output order, as there.
+template <int kStride, class Index>
+struct MaxPoolBlockGather {
+  // The offset of block cell (dy, dx) in window (r, c) — which starts r (c)
+  // strides before the block when r (c) is 0 — or -2 where the window does
+  // not hold the cell: no saved offset and no missing window's (-1) is
+  // negative. The same for every block, so worked out once.
+  Index cell_offset[kStride][kStride][2][2];
+
+  CNNFAST_HD explicit MaxPoolBlockGather(const BasicPool2dProblem<Index>& p) {
+    for (int dy = 0; dy < kStride; ++dy)
+      for (int dx = 0; dx < kStride; ++dx)
+        for (int r = 0; r < 2; ++r)
+          for (int c = 0; c < 2; ++c) {
+            const Index y = dy + (1 - r) * kStride, x = dx + (1 - c) * kStride;
+            cell_offset[dy][dx][r][c] = y < p.kernel_h && x < p.kernel_w ? y * p.kernel_w + x : -2;
+          }
+  }
+
+  // grad[dy][dx] is the gradient of cell (by·s + dy - pad_h, bx·s + dx - pad_w)
+  // of the plane whose outputs start at first_out. Indices are formed whole
+  // in Index arithmetic (a GPU then needs one multiply-add per address,
+  // not a 64-bit sum of a plane's and a cell's offsets).
+  template <class scalar_t, class offset_t>
+  CNNFAST_HD void operator()(const scalar_t* grad_out, const offset_t* offsets, Index first_out,
+                             const BasicPool2dProblem<Index>& p, Index by, Index bx,
+                             acc_type<scalar_t> (&grad)[kStride][kStride]) const {
+    using acc_t = acc_type<scalar_t>;
+    using Unsigned = std::make_unsigned_t<Index>;
+    // Window (r, c) is output (by - 1 + r, bx - 1 + c); where that does not
+    // exist, it reads output 0 and takes -1 for its offset.
+    acc_t window_grad[2][2];
+    Index chosen[2][2];
+    CNNFAST_UNROLL
+    for (int r = 0; r < 2; ++r)
+      CNNFAST_UNROLL
+      for (int c = 0; c < 2; ++c) {
+        const Index oh = by - 1 + r, ow = bx - 1 + c;
+        const bool exists = static_cast<Unsigned>(oh) < static_cast<Unsigned>(p.out_h) &&
+                            static_cast<Unsigned>(ow) < static_cast<Unsigned>(p.out_w);
+        const Index at = first_out + (exists ? oh * p.out_w + ow : Index(0));
+        window_grad[r][c] = static_cast<acc_t>(grad_out[at]);
+        const Index saved = static_cast<Index>(offsets[at]);
+        chosen[r][c] = exists ? saved : Index(-1);
+      }
+    CNNFAST_UNROLL
+    for (int dy = 0; dy < kStride; ++dy)
+      CNNFAST_UNROLL
+      for (int dx = 0; dx < kStride; ++dx) {
+        acc_t sum = 0;
+        CNNFAST_UNROLL
+        for (int r = 0; r < 2; ++r)
+          CNNFAST_UNROLL
+          for (int c = 0; c < 2; ++c)
+            if (chosen[r][c] == cell_offset[dy][dx][r][c]) sum += window_grad[r][c];
+        grad[dy][dx] = sum;
+      }
+  }
+};
+
 // ---- average pooling --------------------------------------------------------
 
 // The extent one axis contributes to torch's divisor: the window clipped to

@@ -51,6 +51,42 @@ struct MaxPool2dBackwardKernel {
   }
 };
 
+// Stride kStride, windows at most two strides wide (AlexNet's 3 × 3 and the
+// common 2 × 2 at stride 2): one thread per stride block of input cells
+// (csrc/common/pool2d.h, max_pool_block_grad). A thread per cell, as above,
+// works out and reads up to four windows for each cell; for AlexNet's
+// pooling, 135 instructions a cell with the window loads one after the
+// other (each branching on the offset it read), against about a quarter of
+// that here.
+template <class scalar_t, class offset_t, class Index, int kStride>
+struct MaxPool2dBlockBackwardKernel {
+  const scalar_t* grad_out;
+  const offset_t* offsets;
+  scalar_t* grad_x;
+  BasicPool2dProblem<Index> p;
+  BasicStrideBlocks<Index> blocks;
+  CNNFAST_HD void operator()(const ThreadIndex& t) const {
+    using Unsigned = std::make_unsigned_t<Index>;
+    const MaxPoolBlockGather<kStride, Index> gather(p);
+    for_each_plane_cell_as<Index>(t, p.planes * blocks.plane(), blocks.by_plane, blocks.by_cols,
+                                  [&](const BasicPlaneCell<Index>& block) {
+      const Index by = blocks.first_row + block.row, bx = blocks.first_col + block.col;
+      acc_type<scalar_t> grad[kStride][kStride];
+      gather(grad_out, offsets, block.plane * p.out_plane(), p, by, bx, grad);
+      // The block's first cell, which may lie in the padding.
+      const Index h0 = by * kStride - p.pad_h, w0 = bx * kStride - p.pad_w;
+      const Index first = block.plane * p.in_plane() + h0 * p.in_w + w0;
+      CNNFAST_UNROLL
+      for (int dy = 0; dy < kStride; ++dy)
+        CNNFAST_UNROLL
+        for (int dx = 0; dx < kStride; ++dx)
+          if (static_cast<Unsigned>(h0 + dy) < static_cast<Unsigned>(p.in_h) &&
+              static_cast<Unsigned>(w0 + dx) < static_cast<Unsigned>(p.in_w))
+            grad_x[first + dy * p.in_w + dx] = static_cast<scalar_t>(grad[dy][dx]);
+    });
+  }
+};
+
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
                                                       at::IntArrayRef kernel_size,
@@ -85,6 +121,25 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
   return {out, offsets};
 }
 
+// Launches make_kernel(problem, blocks), one thread per stride block
+// (csrc/common/pool2d.h, stride_blocks), in 32-bit arithmetic where every
+// index fits.
+template <int kStride, class Launcher, class MakeKernel>
+void launch_per_block(const Launcher& launcher, const Pool2dProblem& p,
+                      const MakeKernel& make_kernel) {
+  const Pool2dProblem wide = p.as<int64_t>();
+  const BasicStrideBlocks<int64_t> blocks = stride_blocks<int64_t, kStride>(wide);
+  const int64_t count = p.planes * blocks.plane();
+  const LaunchShape shape = elementwise_launch_shape(count);
+  const int64_t threads = shape.grid.count() * shape.block.count();
+  if (p.fits_int32(threads) && count + threads <= INT32_MAX) {
+    const BasicPool2dProblem<int32_t> narrow = p.as<int32_t>();
+    launcher.launch(shape, make_kernel(narrow, stride_blocks<int32_t, kStride>(narrow)));
+  } else {
+    launcher.launch(shape, make_kernel(wide, blocks));
+  }
+}
+
 template <class Launcher>
 at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
@@ -109,8 +164,18 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
               grad_x.mutable_data_ptr<scalar_t>(), problem};
         });
       };
-      // Up to 2×2 covering windows (AlexNet's 3×3 at stride 2, any window
-      // no wider than twice its stride): the unrolled gather.
+      constexpr int kStride = 2;
+      if (takes_block_grad<kStride>(p)) {
+        launch_per_block<kStride>(launcher, p, [&](const auto& problem, const auto& blocks) {
+          return MaxPool2dBlockBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
+                                              kStride>{
+              grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
+              grad_x.mutable_data_ptr<scalar_t>(), problem, blocks};
+        });
+        return;
+      }
+      // Up to 2×2 covering windows (any window no wider than twice its
+      // stride): the unrolled gather.
       if (ceil_div(p.kernel_h, p.stride_h) <= 2 && ceil_div(p.kernel_w, p.stride_w) <= 2)
         launch(std::integral_constant<int, 2>{});
       else
