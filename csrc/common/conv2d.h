@@ -134,10 +134,15 @@ CNNFAST_INLINE acc_type<T> gathered_value(const T* src, const GatherBounds& boun
   return inside ? value : acc_type<T>(0);
 }
 
+// The same where col may be the ones column (wgrad's bias column), without
+// a branch: that column's x (INT32_MIN) plus a depth's x (wgrad's: at least
+// 0) lies left of every source, so the gather reads the first element and
+// drops it.
 template <class T>
 CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds,
                                         const GatherCoord& depth, const GatherCoord& col) {
-  return col.ones() ? acc_type<T>(1) : gathered_value(src, bounds, depth, col);
+  const acc_type<T> value = gathered_value(src, bounds, depth, col);
+  return col.ones() ? acc_type<T>(1) : value;
 }
 
 // ---- fprop: out[n, k, p, q] = act(bias[k] + sum_{c, r, s} w[k, c, r, s] x[n, c, ...])

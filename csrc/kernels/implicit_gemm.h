@@ -10,7 +10,7 @@
 // distinct banks. 128 × 128 × 8 is the classic FP32 SIMT shape: per depth
 // step a thread does 64 FMAs for 16 shared-memory reads; the two stages of A
 // and B tiles take 17 KiB of shared memory in float (33 KiB in double), the
-// tables below 3.5 KiB more. A
+// tables below 4.5 KiB more. A
 // GEMM of at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with
 // its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
 // which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
@@ -26,8 +26,8 @@
 // barrier. One barrier per tile: a stage is rewritten only after every thread
 // has passed the barrier that ends the multiply reading it. The depth
 // coordinates of a tile (channel, filter tap or pixel: divisions) are worked
-// out once per tile by 8 threads into a shared table two tiles ahead, not by
-// every thread for every element; where the block's A rows start and its B
+// out once per tile into a shared table, four tiles at a time by one warp,
+// not by every thread for every element; where the block's A rows start and its B
 // columns' coordinates, once per block into shared tables. A load is then a
 // shared-memory read, a few 32-bit adds and compares (GatherBounds) and one
 // 64-bit address: about 850 instructions per depth tile of 512 FMAs in
@@ -83,12 +83,12 @@ struct GemmTile {
   static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0, "the tile loads' thread mapping");
 
   // A warp's 32 threads as 4 rows × 8 columns of the thread grid, warps
-  // side by side: a warp's 128-bit fragment reads then touch 4 distinct
-  // A quarters (64 bytes) and 8 distinct B quarters (128 bytes), one
-  // shared-memory wavefront each, 4 per depth step for its 16 FMA
-  // instructions (4 cycles of an SM's FMA pipes). A warp of 2 × 16 threads
-  // reads 16 distinct B quarters, 256 bytes: 6 wavefronts a step, which
-  // made shared memory, not the FMAs, the limit.
+  // side by side (CUTLASS's SIMT arrangement): a warp's 128-bit fragment
+  // reads then touch 4 distinct A quarters (64 bytes) and 8 distinct B
+  // quarters (128 bytes); as 2 × 16 threads, its B reads touched 16
+  // quarters (256 bytes). Either way a warp issues 4 fragment reads per
+  // depth step against 64 FMA instructions, so this trims the
+  // shared-memory traffic without, by this count, having been the limit.
   static constexpr int kWarpRows = 4, kWarpCols = 8, kWarpsX = kThreadsX / kWarpCols;
   static_assert(kThreadsX % kWarpCols == 0 && kThreadsY % kWarpRows == 0, "the warp layout");
   static CNNFAST_HD int thread_y(int tid) {
@@ -121,6 +121,10 @@ struct ImplicitGemmKernel {
   // registers without spilling; whether 16 warps then run it faster has
   // not been measured. Double's accumulators need 8 warps' worth.
   static constexpr int kThreads = Tile::kThreads;
+  // Depth tables: written kTablesAtOnce tiles at a time (write_depth_tables)
+  // into a ring of twice as many.
+  static constexpr int kTablesAtOnce = 4, kTableTiles = 2 * kTablesAtOnce;
+  static_assert(kTablesAtOnce * Tile::kDepth <= 32, "one warp writes the depth tables");
   static constexpr int kWarpsPerSM = sizeof(acc_t) == 4 ? (kThreads == 128 ? 12 : 16) : 8;
   static constexpr int kMinBlocksPerSM = kWarpsPerSM * 32 / kThreads;
 
@@ -144,9 +148,10 @@ struct ImplicitGemmKernel {
     // accumulators of columns the epilogue skips, and the loads need no
     // predicate.
     alignas(16) GatherCoord b_col[Tile::kCols];
-    // Depth coordinates of the tiles in flight, two tiles ahead.
-    int64_t a_offset[2][Tile::kDepth];
-    alignas(16) GatherCoord b_depth[2][Tile::kDepth];  // one 128-bit load each
+    // Depth coordinates of the next kTableTiles tiles (a ring: tile t's in
+    // slot t % kTableTiles).
+    int64_t a_offset[kTableTiles][Tile::kDepth];
+    alignas(16) GatherCoord b_depth[kTableTiles][Tile::kDepth];  // one 128-bit load each
   };
 
   struct Registers {
@@ -171,19 +176,29 @@ struct ImplicitGemmKernel {
     return s;
   }
 
-  // Threads 0..7 write the depth coordinates of `tile` into table `slot`.
-  CNNFAST_HD void write_depth_table(const ThreadIndex& t, const Span& s, int32_t tile, int slot,
-                                    Shared& sh) const {
+  // The first warp's 32 threads write the depth coordinates of tiles
+  // first .. first + kTablesAtOnce - 1, one element each, into their slots.
+  // The divisions this takes (channel, filter tap or pixel of a depth index)
+  // cost about 100 instructions; the warp that does them reaches the tile's
+  // barrier that much later, so it does so for four tiles at once, every
+  // fourth tile, not for one tile every tile.
+  CNNFAST_HD void write_depth_tables(const ThreadIndex& t, const Span& s, int32_t first,
+                                     Shared& sh) const {
     const int32_t i = static_cast<int32_t>(t.thread_idx.x);
-    if (i >= Tile::kDepth || tile >= s.tiles || tile * Tile::kDepth + i >= s.depth) return;
-    const int64_t kd = s.kd_begin + tile * Tile::kDepth + i;
-    sh.a_offset[slot][i] = view.a_offset(kd);
-    sh.b_depth[slot][i] = view.b_depth(kd);
+    if (i >= kTablesAtOnce * Tile::kDepth) return;
+    const int32_t tile = first + i / Tile::kDepth, k = i % Tile::kDepth;
+    if (tile >= s.tiles) return;
+    // Past the slice's end, the last element's coordinates: the loads of
+    // the last tile then read valid addresses, unconditionally, and drop
+    // the values (load_tile).
+    const int64_t kd = s.kd_begin + min_of(tile * Tile::kDepth + k, s.depth - 1);
+    sh.a_offset[tile % kTableTiles][k] = view.a_offset(kd);
+    sh.b_depth[tile % kTableTiles][k] = view.b_depth(kd);
   }
 
   CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int32_t tile, const Shared& sh,
                             Registers& r) const {
-    const int slot = static_cast<int>(tile % 2);
+    const int slot = static_cast<int>(tile % kTableTiles);
     const int tid = static_cast<int>(t.thread_idx.x);
     // Depth rows of this tile inside the slice (all but the last tile: all).
     const int32_t depth_left = min_of<int32_t>(Tile::kDepth, s.depth - tile * Tile::kDepth);
@@ -192,12 +207,14 @@ struct ImplicitGemmKernel {
     const int64_t offset_a = sh.a_offset[slot][k_a];
     for (int i = 0; i < Tile::kLoadsA; ++i) {
       const T* row = sh.a_row[tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth)];
-      r.next_a[i] = inside_a ? static_cast<acc_t>(row[offset_a]) : acc_t(0);
+      const acc_t a = static_cast<acc_t>(row[offset_a]);
+      r.next_a[i] = inside_a ? a : acc_t(0);
     }
     const GatherCoord column = sh.b_col[tid % Tile::kCols];
     for (int i = 0; i < Tile::kLoadsB; ++i) {
       const int k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
-      r.next_b[i] = k < depth_left ? view.b_at(sh.b_depth[slot][k], column) : acc_t(0);
+      const acc_t b = view.b_at(sh.b_depth[slot][k], column);
+      r.next_b[i] = k < depth_left ? b : acc_t(0);
     }
   }
 
@@ -274,8 +291,7 @@ struct ImplicitGemmKernel {
       if (t.thread_idx.x < Tile::kRows)
         sh.a_row[t.thread_idx.x] =
             view.a_rows() + min_of(s.row0 + t.thread_idx.x, view.rows() - 1) * view.a_row_stride();
-      write_depth_table(t, s, 0, 0, sh);
-      write_depth_table(t, s, 1, 1, sh);
+      write_depth_tables(t, s, 0, sh);
     });
     block.barrier();
     if (s.tiles > 0) {
@@ -290,9 +306,12 @@ struct ImplicitGemmKernel {
         block.each_thread(
             [&](const ThreadIndex& t, Registers& r) { load_tile(t, s, tile + 1, sh, r); });
       block.each_thread([&](const ThreadIndex& t, Registers& r) { multiply(t, stage, sh, r); });
+      // Tiles tile + 4 .. tile + 7 take the slots of tiles tile - 4 ..
+      // tile - 1, whose loads are done; tile + 1's table was written four
+      // tiles ago at the latest.
       block.each_thread([&](const ThreadIndex& t, Registers& r) {
         if (more) store_tile(t, 1 - stage, r, sh);
-        write_depth_table(t, s, tile + 2, stage, sh);
+        if (tile % kTablesAtOnce == 0) write_depth_tables(t, s, tile + kTablesAtOnce, sh);
       });
       block.barrier();
     }
