@@ -28,6 +28,11 @@ int64_t winograd_workspace_limit_bytes() {
   return (mib > 0 ? mib : kDefaultMiB) * kMiB;
 }
 
+bool winograd_enabled() {
+  const char* value = std::getenv("CNNFAST_WINOGRAD");
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+
 bool emulating_cuda() { return emulation_flag().load(std::memory_order_relaxed); }
 void set_emulating_cuda(bool on) { emulation_flag().store(on, std::memory_order_relaxed); }
 

@@ -15,6 +15,11 @@ void set_emulating_cuda(bool on);
 // call, 1024 MiB when unset. Larger batches run in chunks of images.
 int64_t winograd_workspace_limit_bytes();
 
+// Whether the CUDA engine may take Winograd's algorithm at all: off with
+// CNNFAST_WINOGRAD=0 (read at each call), so that one process can time a
+// layer both ways.
+bool winograd_enabled();
+
 // Build facts: the torch the extension was compiled against, whether the
 // CUDA kernels were compiled, for which architectures, and the CPU ISA the
 // CPU kernels were compiled for.

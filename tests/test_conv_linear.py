@@ -281,6 +281,23 @@ def test_conv2d_takes_winograd_where_it_applies(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_conv2d_winograd_switched_off(device, monkeypatch):
+    """CNNFAST_WINOGRAD=0 runs a layer Winograd would take by the direct
+    GEMM: its output alone is allocated, and it still matches torch."""
+    if device == "cpu" and not EMULATING:
+        pytest.skip("Winograd is the CUDA engine's")
+    monkeypatch.setenv("CNNFAST_WINOGRAD", "0")
+    x = torch.randn(2, 32, 9, 9, device=device, dtype=torch.float64)
+    w = torch.randn(16, 32, 3, 3, device=device, dtype=torch.float64)
+    conv = lambda x_, w_: cnnfast.conv2d(x_, w_, None, 1, 1)  # noqa: E731
+    assert tensors_allocated(conv, x, w) == 1
+    out = ops.conv2d(x, w, None, [1, 1], [1, 1], 1, None)
+    args = (torch.randn_like(out), x, w, out, [1, 1], [1, 1], 1, None, [True, False, False])
+    assert tensors_allocated(ops._conv2d_backward, *args) == 3
+    assert_close(conv(x, w).cpu(), F.conv2d(x.cpu(), w.cpu(), padding=1), torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_conv2d_winograd_dtypes(device, dtype):
     """Winograd's transforms and GEMMs run in float for the 16-bit types

@@ -8,6 +8,9 @@
 # Lent GPU time is short, so every step has a time limit and a call can
 # pick its steps:
 #   GPU_CHECK_STEPS="cuda-tests bench"  only these (the build always runs);
+#                                       "bench-direct": the conv layers
+#                                       Winograd takes, timed again with
+#                                       CNNFAST_WINOGRAD=0 (the direct GEMM);
 #                                       "profile" (not run by default): Nsight
 #                                       Compute over tools/gpu_profile.py
 #   GPU_CHECK_LIMITS="bench=120"        other limits, in seconds, per step
@@ -16,7 +19,7 @@
 set -u
 PY=${GPU_PY:-python3}
 REPORT=${1:-gpu-check-report}
-STEPS=${GPU_CHECK_STEPS:-cuda-tests bench demo memcheck racecheck}
+STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct demo memcheck racecheck}
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
 mkdir -p "$REPORT"
@@ -66,6 +69,10 @@ fi
 if wanted bench; then
     step bench 300 "$PY" -m cnnfast bench --device cuda --no-progress --json "$REPORT/bench.json" --plot "$REPORT/bench.png"
 fi
+if wanted bench-direct; then
+    step bench-direct 120 env CNNFAST_WINOGRAD=0 "$PY" -m cnnfast bench --device cuda --no-progress \
+        --match "conv2d alexnet conv[345]" --json "$REPORT/bench-direct.json"
+fi
 if wanted demo; then
     step demo 180 "$PY" -m cnnfast demo --output "$REPORT/demo" --epochs 5 --no-progress
 fi
@@ -97,11 +104,15 @@ fi
 {
     echo "# make gpu-check, $(date -u +%F)"
     echo; echo '```'; cat "$REPORT/info.txt"; echo '```'
-    for name in build cuda-tests bench demo memcheck racecheck profile; do
+    for name in build cuda-tests bench bench-direct demo memcheck racecheck profile; do
         echo; echo "## $name: ${STATUS[$name]:-not run}"
         # The bench's table follows below; its log's end shows a failure.
         [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
     done
     echo; sed -n '/^| case/,/^$/p' "$REPORT/bench.log" 2>/dev/null
+    if [ -f "$REPORT/bench-direct.log" ]; then
+        echo; echo "### The same layers with CNNFAST_WINOGRAD=0"
+        echo; sed -n '/^| case/,/^$/p' "$REPORT/bench-direct.log"
+    fi
 } > "$REPORT/summary.md"
 cat "$REPORT/summary.md"

@@ -18,6 +18,7 @@
 #include "../common/checks.h"
 #include "../common/conv2d.h"
 #include "../common/winograd.h"
+#include "../runtime.h"
 
 namespace cnnfast {
 namespace kernels {
@@ -125,7 +126,8 @@ inline std::vector<int64_t> conv2d_output_size(const at::Tensor& x, const ConvPr
 }
 
 // Stride-1 3×3 convolutions take Winograd's algorithm where the engine has
-// it (winograd_applies: the CUDA engine); the others the direct GEMM.
+// it (winograd_applies: the CUDA engine) unless CNNFAST_WINOGRAD=0; the
+// others the direct GEMM.
 template <class Engine>
 at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -138,7 +140,7 @@ at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& weight,
       x, weight, bias, conv2d_output_size(x, p),
       [&](auto tag, auto input, auto filter, auto shift, auto out) {
         if constexpr (Engine::kWinograd) {
-          if (winograd_applies(p))
+          if (winograd_enabled() && winograd_applies(p))
             return engine.winograd(winograd_forward_problem(p), input, filter, shift, out, p.act);
         }
         using View = FpropGemm<decltype(tag)>;
@@ -161,7 +163,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
       engine, p, grad_output, x, weight, output, output_mask,
       [&](auto tag, auto grad, auto filter, auto grad_x) {
         if constexpr (Engine::kWinograd) {
-          if (winograd_applies_to_input_grad(p))
+          if (winograd_enabled() && winograd_applies_to_input_grad(p))
             return engine.winograd(winograd_input_grad_problem(p), grad, filter,
                                    decltype(grad)(nullptr), grad_x, Activation::kNone);
         }

@@ -30,9 +30,10 @@
 // not by every thread for every element; where the block's A rows start and its B
 // columns' coordinates, once per block into shared tables. A load is then a
 // shared-memory read, a few 32-bit adds and compares (GatherBounds) and one
-// 64-bit address: about 850 instructions per depth tile of 512 FMAs in
-// float, against 1,030 with the 64-bit row and column arithmetic redone per
-// load (make sass-report).
+// 64-bit address, with no branch: about 700 instructions per depth tile of
+// 512 FMAs in float, plus about 125 every fourth tile for the warp that
+// writes the depth tables (make sass-report), against 1,030 with the 64-bit
+// row and column arithmetic redone per load.
 //
 // Loads (T threads): thread t reads B column t % 128 at depth rows
 // t / 128 + (T / 128) i, so a warp reads 32 consecutive columns (consecutive
