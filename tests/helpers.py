@@ -8,6 +8,7 @@ dtypes, as a GPU does.
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnfast
 
@@ -62,3 +63,15 @@ def slow_in_emulation(full, small):
     return small if EMULATING else full
 
 
+
+
+class RecordOps(TorchDispatchMode):
+    """The ops dispatched within the block, in order (`seen`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(func)
+        return func(*args, **(kwargs or {}))

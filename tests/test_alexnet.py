@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnfast.models import AlexNet, ReferenceAlexNet
-from helpers import CUDA
+from helpers import CUDA, EMULATING, RecordOps
 
 KEYS = {
     "conv1.weight": (96, 3, 11, 11), "conv2.weight": (256, 48, 5, 5), "conv3.weight": (384, 256, 3, 3),
@@ -70,6 +70,28 @@ def test_matches_the_two_tower_network_in_torch(split):
     expected_grads = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
     for g, e in zip(grads, expected_grads):
         torch.testing.assert_close(g, e)
+
+
+def test_lrn_stage_is_fused_on_the_cpu_kernels_only():
+    """ReLU, LRN and pooling after conv1 and conv2: the fused op on the CPU
+    kernels; on the CUDA kernels (here emulated) the convolution's ReLU, then
+    LRN and max pooling as their own ops (faster there)."""
+    model = AlexNet(num_classes=10).eval()
+    with torch.no_grad(), RecordOps() as mode:
+        model(torch.randn(1, 3, 227, 227))
+    names = [func.name() for func in mode.seen]
+    fused = names.count("cnnfast::_relu_lrn_max_pool2d_with_offsets")
+    unfused = names.count("cnnfast::local_response_norm")
+    assert (fused, unfused) == ((0, 4) if EMULATING else (4, 0))
+    assert names.count("cnnfast::_max_pool2d_with_offsets") == (6 if EMULATING else 2)
+
+
+def test_compiles_to_one_graph():
+    torch.manual_seed(0)
+    model = AlexNet(num_classes=10).eval()
+    x = torch.randn(1, 3, 227, 227)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x))
 
 
 def test_reference_alexnet_is_the_same_network_in_torch_nn():

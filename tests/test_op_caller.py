@@ -6,11 +6,10 @@ import contextlib
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnfast
 from cnnfast import _C
-from helpers import DEVICES
+from helpers import DEVICES, RecordOps
 from test_op_contracts import opcheck_cases, sample
 
 ops = torch.ops.cnnfast
@@ -131,16 +130,6 @@ def test_a_torch_function_mode_sees_the_call():
         out = cnnfast.tanh(x)
     assert ops.tanh.default in mode.seen
     torch.testing.assert_close(out, torch.tanh(x))
-
-
-class RecordOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen.append(func)
-        return func(*args, **(kwargs or {}))
 
 
 def test_a_torch_dispatch_mode_sees_the_op():

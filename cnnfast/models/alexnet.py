@@ -4,8 +4,9 @@ cnnfast's ops (design.md §4).
 Parameters are whole layers — tower A owns the first half of each layer's
 outputs — so one checkpoint runs in every split mode. conv2, conv4 and conv5
 connect within a tower; conv3 and the fully connected layers take both
-towers' maps. LRN (with ReLU and the 3×3/2 max pooling, as one fused op)
-runs within each tower, so its window never crosses the tower boundary.
+towers' maps. LRN (with ReLU and the 3×3/2 max pooling, as one fused op
+on the CPU) runs within each tower, so its window never crosses the tower
+boundary.
 """
 
 import torch
@@ -13,9 +14,26 @@ import torch.nn.functional as F
 from torch import nn as tnn
 
 from .. import ops
+from ..testing import emulating_cuda
 
 TOWERS = 2
 PARAMETERS = ("weight", "bias")
+
+
+def _fuse_lrn_stage(x):
+    """Whether ReLU, LRN and the max pooling after conv1 and conv2 run as the
+    fused op. They do on the CPU kernels, where it measured 1.25× faster
+    than the three ops; not on the CUDA kernels (on a GPU, or emulated),
+    where it measured 0.75–0.89× the unfused chain on an H200 (RESULTS.md,
+    runs 3, 4 and 6): there the convolution applies the ReLU in its epilogue
+    and LRN and max pooling run as their own ops."""
+    return not (x.is_cuda or _emulating_cuda())
+
+
+@torch.compiler.assume_constant_result
+def _emulating_cuda():
+    # A constant to torch.compile, which cannot trace the extension's switch.
+    return emulating_cuda()
 
 
 def _cut(outputs):
@@ -199,12 +217,16 @@ class AlexNet(tnn.Module):
             self._halves(layer) for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
         )
 
+        def normalized_stage(t, layer, **conv_args):
+            # conv → ReLU → the tower's LRN → 3×3/2 max pooling.
+            if _fuse_lrn_stage(t):
+                return ops.relu_lrn_max_pool2d(ops.conv2d(t, *layer, **conv_args), size, alpha, beta, k)
+            out = ops.conv2d(t, *layer, **conv_args, activation="relu")
+            return ops.max_pool2d(ops.local_response_norm(out, size, alpha, beta, k), 3, 2)
+
         def first_stage(tower):
-            # The fused op applies ReLU, the tower's LRN and the max pooling.
-            x1 = ops.conv2d(self._to_tower(x, tower), *conv1[tower], stride=4)
-            x1 = ops.relu_lrn_max_pool2d(x1, size, alpha, beta, k)
-            x2 = ops.conv2d(x1, *conv2[tower], padding=2)
-            return ops.relu_lrn_max_pool2d(x2, size, alpha, beta, k)
+            x1 = normalized_stage(self._to_tower(x, tower), conv1[tower], stride=4)
+            return normalized_stage(x1, conv2[tower], padding=2)
 
         first = self._towers(first_stage)
 
