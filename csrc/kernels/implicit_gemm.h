@@ -27,8 +27,8 @@
 // has passed the barrier that ends the multiply reading it. The depth
 // coordinates of a tile (channel, filter tap or pixel: divisions) are worked
 // out once per tile into a shared table, four tiles at a time by one warp,
-// not by every thread for every element; where the block's A rows start and its B
-// columns' coordinates, once per block into shared tables. A load is then a
+// not by every thread for every element; where the block's A rows start
+// and its B columns' coordinates, once per block. A load is then a
 // shared-memory read, a few 32-bit adds and compares (GatherBounds) and one
 // 64-bit address, with no branch: about 700 instructions per depth tile of
 // 512 FMAs in float, plus about 125 every fourth tile for the warp that

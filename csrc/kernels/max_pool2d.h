@@ -53,11 +53,11 @@ struct MaxPool2dBackwardKernel {
 
 // Stride kStride, windows at most two strides wide (AlexNet's 3 × 3 and the
 // common 2 × 2 at stride 2): one thread per stride block of input cells
-// (csrc/common/pool2d.h, max_pool_block_grad). A thread per cell, as above,
-// works out and reads up to four windows for each cell; for AlexNet's
-// pooling, 135 instructions a cell with the window loads one after the
-// other (each branching on the offset it read), against about a quarter of
-// that here.
+// (csrc/common/pool2d.h, MaxPoolBlockGather). A thread per cell, as above,
+// works out and reads up to four windows for each cell: in float, 135
+// instructions a cell, the window loads one after the other (each
+// branching on the offset it read); here 153 a block of four cells, its
+// eight loads issued together.
 template <class scalar_t, class offset_t, class Index, int kStride>
 struct MaxPool2dBlockBackwardKernel {
   const scalar_t* grad_out;
