@@ -11,6 +11,10 @@
 #                                       "bench-direct": the conv layers
 #                                       Winograd takes, timed again with
 #                                       CNNFAST_WINOGRAD=0 (the direct GEMM);
+#                                       "breakdown": AlexNet's training step
+#                                       at batch 128, kernel by kernel, for
+#                                       cnnfast and torch
+#                                       (tools/step_breakdown.py);
 #                                       "profile" (not run by default): Nsight
 #                                       Compute over tools/gpu_profile.py
 #   GPU_CHECK_LIMITS="bench=120"        other limits, in seconds, per step
@@ -19,7 +23,7 @@
 set -u
 PY=${GPU_PY:-python3}
 REPORT=${1:-gpu-check-report}
-STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct demo memcheck racecheck}
+STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct breakdown demo memcheck racecheck}
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
 mkdir -p "$REPORT"
@@ -73,6 +77,10 @@ if wanted bench-direct; then
     step bench-direct 120 env CNNFAST_WINOGRAD=0 "$PY" -m cnnfast bench --device cuda --no-progress \
         --match "conv2d alexnet conv[345]" --json "$REPORT/bench-direct.json"
 fi
+if wanted breakdown; then
+    step breakdown 120 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" tools/step_breakdown.py \
+        --device cuda --batch 128 --steps 5
+fi
 if wanted demo; then
     step demo 180 "$PY" -m cnnfast demo --output "$REPORT/demo" --epochs 5 --no-progress
 fi
@@ -104,7 +112,7 @@ fi
 {
     echo "# make gpu-check, $(date -u +%F)"
     echo; echo '```'; cat "$REPORT/info.txt"; echo '```'
-    for name in build cuda-tests bench bench-direct demo memcheck racecheck profile; do
+    for name in build cuda-tests bench bench-direct breakdown demo memcheck racecheck profile; do
         echo; echo "## $name: ${STATUS[$name]:-not run}"
         # The bench's table follows below; its log's end shows a failure.
         [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
@@ -114,5 +122,6 @@ fi
         echo; echo "### The same layers with CNNFAST_WINOGRAD=0"
         echo; sed -n '/^| case/,/^$/p' "$REPORT/bench-direct.log"
     fi
+    [ -f "$REPORT/breakdown.log" ] && { echo; grep -v '^USDT' "$REPORT/breakdown.log"; }
 } > "$REPORT/summary.md"
 cat "$REPORT/summary.md"
