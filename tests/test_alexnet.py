@@ -176,7 +176,7 @@ def test_devices_split_keeps_whole_layer_checkpoints_and_gradients():
 
 
 @pytest.mark.parametrize("split", ["none", "streams"])
-def test_each_parameter_reaches_the_towers_through_one_split(split):
+def test_each_convolution_parameter_reaches_the_towers_through_one_split(split):
     """Backward joins each parameter's two halves with one copy: slicing
     each half out instead would fill a whole-layer gradient per half and
     add them (151 MB for fc6's weight). On one device the fully connected
