@@ -35,12 +35,12 @@ using lrn_sum_type = acc_type<T>;
 // window is exactly 0 (with k = 0 that is 0 / 0 = NaN, not 0), and an inf
 // that enters a sliding sum turns every later channel into NaN.
 
-// Sum of v(c') over the channels c' in [first, last] that exist.
-template <class sum_t, class Value>
-CNNFAST_INLINE sum_t channel_window_sum(int64_t first, int64_t last, int64_t channels,
-                                        const Value& v) {
+// Sum of v(c') over the channels c' in [first, last] that exist. Index is
+// the channels' integer type (the CUDA kernels' 32-bit where it fits).
+template <class sum_t, class Index, class Value>
+CNNFAST_INLINE sum_t channel_window_sum(Index first, Index last, Index channels, const Value& v) {
   sum_t sum = 0;
-  for (int64_t c = max_of(first, int64_t{0}); c <= min_of(last, channels - 1); ++c) sum += v(c);
+  for (Index c = max_of(first, Index{0}); c <= min_of(last, channels - 1); ++c) sum += v(c);
   return sum;
 }
 
@@ -50,18 +50,19 @@ CNNFAST_INLINE sum_t lrn_denominator_base(const LrnProblem& p, sum_t square_sum)
 }
 
 // s[c] of one pixel's channel column; input(i) reads channel i.
-template <class sum_t, class Input>
-CNNFAST_INLINE sum_t lrn_base_at(const Input& input, const LrnProblem& p, int64_t c) {
+template <class sum_t, class Input, class Index>
+CNNFAST_INLINE sum_t lrn_base_at(const Input& input, const LrnProblem& p, Index c) {
+  const auto before = static_cast<Index>(p.before()), after = static_cast<Index>(p.after());
   return lrn_denominator_base(
-      p, channel_window_sum<sum_t>(c - p.before(), c + p.after(), p.channels, [&](int64_t i) {
+      p, channel_window_sum<sum_t>(c - before, c + after, static_cast<Index>(p.channels), [&](Index i) {
         const sum_t v = input(i);
         return v * v;
       }));
 }
 
 // LRN's value at channel c: input(c) * s[c]^-beta.
-template <class sum_t, class Input>
-CNNFAST_INLINE sum_t lrn_value_at(const Input& input, const LrnProblem& p, int64_t c) {
+template <class sum_t, class Input, class Index>
+CNNFAST_INLINE sum_t lrn_value_at(const Input& input, const LrnProblem& p, Index c) {
   return input(c) * std::pow(lrn_base_at<sum_t>(input, p, c), -static_cast<sum_t>(p.beta));
 }
 
@@ -80,29 +81,31 @@ struct LrnGradTerms {
   sum_t ratio;   // g[c] x[c] s[c]^-beta / s[c]
 };
 
-template <class sum_t, class Input>
+template <class sum_t, class Input, class Index>
 CNNFAST_INLINE LrnGradTerms<sum_t> lrn_grad_terms(const Input& input, sum_t grad,
-                                                  const LrnProblem& p, int64_t c) {
+                                                  const LrnProblem& p, Index c) {
   const sum_t s = lrn_base_at<sum_t>(input, p, c);
   const sum_t power = std::pow(s, -static_cast<sum_t>(p.beta));
   return {grad * power, grad * input(c) * power / s};
 }
 
 // ratio(i) reads channel i's ratio term; scaled is channel j's own term.
-template <class sum_t, class Input, class Ratio>
+template <class sum_t, class Input, class Ratio, class Index>
 CNNFAST_INLINE sum_t lrn_grad_from_terms(const Input& input, const Ratio& ratio, sum_t scaled,
-                                         const LrnProblem& p, int64_t j) {
-  const sum_t ratio_sum = channel_window_sum<sum_t>(j - p.after(), j + p.before(), p.channels, ratio);
+                                         const LrnProblem& p, Index j) {
+  const auto before = static_cast<Index>(p.before()), after = static_cast<Index>(p.after());
+  const sum_t ratio_sum =
+      channel_window_sum<sum_t>(j - after, j + before, static_cast<Index>(p.channels), ratio);
   const sum_t coefficient = static_cast<sum_t>(2.0 * p.scale() * p.beta);
   return scaled - coefficient * input(j) * ratio_sum;
 }
 
 // Reads channel i of a column of T with the given channel stride, in sum_t.
-template <class T>
+template <class T, class Index = int64_t>
 struct ColumnReader {
   const T* column;
-  int64_t stride;
-  CNNFAST_HD lrn_sum_type<T> operator()(int64_t i) const {
+  Index stride;
+  CNNFAST_HD lrn_sum_type<T> operator()(Index i) const {
     return static_cast<lrn_sum_type<T>>(column[i * stride]);
   }
 };
