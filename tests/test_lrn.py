@@ -87,6 +87,18 @@ def test_zero_k_and_zero_window_gives_what_torch_gives(device, beta):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_a_window_wider_than_32_bits(device):
+    """size 2**32 + 1 over 4 channels: every window holds all of them, as
+    size 9's do; with alpha scaled alike, the result is size 9's (the CUDA
+    kernels' 32-bit indices must not take such a window)."""
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64, device=device)
+    huge = 2**32 + 1
+    out = cnnfast.local_response_norm(x, huge, 1e-3 * huge, 0.75, 1.0)
+    expected = F.local_response_norm(x.cpu(), 9, 1e-3 * 9, 0.75, 1.0)
+    assert_close(out.cpu(), expected, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_module_matches_torch(device):
     x = torch.randn(2, 10, 6, 6, device=device, dtype=torch.float64)
     ours, theirs = cnnfast.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0), torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0)

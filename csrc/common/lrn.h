@@ -53,11 +53,12 @@ CNNFAST_INLINE sum_t lrn_denominator_base(const LrnProblem& p, sum_t square_sum)
 template <class sum_t, class Input, class Index>
 CNNFAST_INLINE sum_t lrn_base_at(const Input& input, const LrnProblem& p, Index c) {
   const auto before = static_cast<Index>(p.before()), after = static_cast<Index>(p.after());
+  const auto square = [&](Index i) {
+    const sum_t v = input(i);
+    return v * v;
+  };
   return lrn_denominator_base(
-      p, channel_window_sum<sum_t>(c - before, c + after, static_cast<Index>(p.channels), [&](Index i) {
-        const sum_t v = input(i);
-        return v * v;
-      }));
+      p, channel_window_sum<sum_t>(c - before, c + after, static_cast<Index>(p.channels), square));
 }
 
 // LRN's value at channel c: input(c) * s[c]^-beta.
