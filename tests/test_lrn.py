@@ -64,8 +64,9 @@ def test_any_strides(device, layout):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_batch_zero(device):
-    x = torch.randn(0, 8, 5, 5, device=device, requires_grad=True)
+@pytest.mark.parametrize("shape", [(0, 8, 5, 5), (2, 8, 0, 5), (2, 0, 5, 5)])
+def test_empty_input(device, shape):
+    x = torch.randn(shape, device=device, requires_grad=True)
     out = cnnfast.local_response_norm(x, 5)
     assert out.shape == x.shape
     (g,) = torch.autograd.grad(out.sum(), x)

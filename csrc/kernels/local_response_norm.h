@@ -54,17 +54,19 @@ CNNFAST_INLINE void for_each_lrn_element(const ThreadIndex& t, const LrnElements
   });
 }
 
-// Launches make_kernel(elements), one thread per element, in 32-bit
-// arithmetic where every index plus the grid's step fits, and every channel
-// a window reaches (at most channels + size).
 // The index type of a (reference to an) LrnElements.
 template <class Elements>
 using index_of_elements = decltype(std::decay_t<Elements>::count);
 
+// Launches make_kernel(elements), one thread per element, in 32-bit
+// arithmetic where every index plus the grid's step fits, and every channel
+// a window reaches (at most channels + size). No elements, no launch (and
+// no divisor by 0).
 template <class Launcher, class MakeKernel>
 void launch_per_element(const Launcher& launcher, const LrnProblem& p,
                         const MakeKernel& make_kernel) {
   const int64_t count = p.batch * p.channels * p.pixels;
+  if (count == 0) return;
   const LaunchShape shape = elementwise_launch_shape(count);
   if (count + shape.grid.count() * shape.block.count() <= INT32_MAX &&
       p.channels + p.size <= INT32_MAX)
