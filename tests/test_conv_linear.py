@@ -56,6 +56,12 @@ CONV_CASES = [
     # packer mishandling its backward-stepping taps).
     ("one_pixel_wide_padding", 1, 1, 1, 1, 2, 1, 2, 1, (0, 2), 1),
     ("deep_wgrad", 8, 2, 40, 40, 3, 3, 3, 1, 1, 1),
+    # The CUDA engine's 96-row tile (implicit_gemm.h, tile_for_rows): 90 rows
+    # (fprop, wgrad) in one partial tile; 170 and 150 in two, the second
+    # partial; 96 in one whole tile, wgrad's depth in slices.
+    ("mid_tile_rows", 2, 5, 9, 8, 90, 3, 3, 2, 1, 1),
+    ("mid_tile_two_row_tiles", 3, 150, 6, 7, 170, 1, 1, 1, 0, 1),
+    ("mid_tile_deep_wgrad", 4, 2, 40, 40, 96, 3, 3, 1, 1, 1),
     # Batches of 8 images or more with few output channels take the CPU's
     # direct path (one image per vector lane): full and partial image groups.
     ("direct_lenet_conv1", 17, 1, 32, 32, 6, 5, 5, 1, 0, 1),
@@ -381,6 +387,8 @@ LINEAR_CASES = [
     ("narrow", (37, 19), 7),
     ("narrow_wide", (21, 300), 8),
     ("narrow_chunks", (1100, 5), 3),
+    # 90 rows: the CUDA engine's 96-row tile (forward, input gradient).
+    ("mid_tile_batch", (90, 33), 20),
 ]
 
 

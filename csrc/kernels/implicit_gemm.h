@@ -10,10 +10,12 @@
 // distinct banks. 128 × 128 × 8 is the classic FP32 SIMT shape: per depth
 // step a thread does 64 FMAs for 16 shared-memory reads; the two stages of A
 // and B tiles take 17 KiB of shared memory in float (33 KiB in double), the
-// tables below 4.5 KiB more. A
-// GEMM of at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with
-// its 48 channels per group) takes a 64 × 128 tile of 128 threads instead,
-// which leaves half as many rows idle. ptxas for sm_90 (make ptxas-report):
+// tables below 4.5 KiB more. Two other tiles pad fewer rows where a GEMM's
+// rows are not a multiple of 128 (tile_for_rows): 96 × 128, each thread 6
+// rows × 8 columns (AlexNet's 96 and 192 rows: conv1's filters, conv4's and
+// conv5's channels a group, all of which 128-row tiles pad by a third), and
+// for at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with its
+// 48 channels a group) 64 × 128 of 128 threads. ptxas for sm_90 (make ptxas-report):
 // launch bounds hold float and the 16-bit types to 128 registers per thread,
 // 16 warps per SM, with the wide tile, and to about 160 registers, 12 warps,
 // with the narrow one; double takes 230-252 registers; no spills and no stack
@@ -73,23 +75,28 @@ struct IsBatchedView<View, std::void_t<decltype(std::declval<const View&>().for_
 template <class View>
 constexpr bool BatchedView = IsBatchedView<View>::value;
 
-template <int Rows, int Cols>
+// A block's tile of C: Rows × Cols, each thread an 8-column × ThreadRows
+// block of it in registers, in two halves (quarters) of its rows and of its
+// columns, half a tile apart.
+template <int Rows, int Cols, int ThreadRows = 8>
 struct GemmTile {
   static constexpr int kRows = Rows, kCols = Cols, kDepth = 8;
-  static constexpr int kThreadRows = 8, kThreadCols = 8;
+  static constexpr int kThreadRows = ThreadRows, kThreadCols = 8;
   static constexpr int kThreadsX = kCols / kThreadCols, kThreadsY = kRows / kThreadRows;
   static constexpr int kThreads = kThreadsX * kThreadsY;
   static constexpr int kLoadsA = kRows * kDepth / kThreads;
   static constexpr int kLoadsB = kCols * kDepth / kThreads;
+  static_assert(kRows % kThreadRows == 0 && kCols % kThreadCols == 0, "whole register blocks");
   static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0, "the tile loads' thread mapping");
 
-  // A warp's 32 threads as 4 rows × 8 columns of the thread grid, warps
-  // side by side (CUTLASS's SIMT arrangement): a warp's 128-bit fragment
-  // reads then touch 4 distinct A quarters (64 bytes) and 8 distinct B
-  // quarters (128 bytes); as 2 × 16 threads, its B reads touched 16
-  // quarters (256 bytes). Either way a warp issues 4 fragment reads per
-  // depth step against 64 FMA instructions, so this trims the
-  // shared-memory traffic without, by this count, having been the limit.
+  // A warp's 32 threads as 4 rows × 8 columns of the block's thread grid,
+  // warps side by side (CUTLASS's SIMT arrangement): a warp's 128-bit
+  // fragment reads then touch 4 distinct A quarters (64 bytes) and 8
+  // distinct B quarters (128 bytes); as 2 × 16 threads, its B reads
+  // touched 16 quarters (256 bytes). Either way a warp issues 4 fragment
+  // reads per depth step against 64 FMA instructions (48 with 6 rows), so
+  // this trims the shared-memory traffic without, by this count, having
+  // been the limit.
   static constexpr int kWarpRows = 4, kWarpCols = 8, kWarpsX = kThreadsX / kWarpCols;
   static_assert(kThreadsX % kWarpCols == 0 && kThreadsY % kWarpRows == 0, "the warp layout");
   static CNNFAST_HD int thread_y(int tid) {
@@ -99,11 +106,30 @@ struct GemmTile {
     return (tid / 32 % kWarpsX) * kWarpCols + tid % kWarpCols;
   }
   // Row (column) of a thread's i-th accumulator: two quarters half a tile apart.
-  static CNNFAST_HD int fragment_row(int ty, int i) { return (i / 4) * (kRows / 2) + ty * 4 + i % 4; }
+  static constexpr int kQuarterRows = kThreadRows / 2;
+  static_assert(kThreadRows % 2 == 0 && kQuarterRows <= 4, "a row quarter fits a 4-wide slot");
+  static CNNFAST_HD int fragment_row(int ty, int i) {
+    return (i / kQuarterRows) * (kRows / 2) + ty * kQuarterRows + i % kQuarterRows;
+  }
   static CNNFAST_HD int fragment_col(int tx, int j) { return (j / 4) * (kCols / 2) + tx * 4 + j % 4; }
+
+  // In shared memory each thread's row quarter takes a 16-byte aligned slot
+  // of 4, so that it is one vector load whether it holds 4 rows or 3 (then
+  // with one unused cell). With 8 rows a thread, a row's slot is the row.
+  static constexpr int kSlotHalf = kThreadsY * 4, kSlots = 2 * kSlotHalf;
+  static CNNFAST_HD int row_slot(int row) {
+    const int half = row / (kRows / 2), within = row % (kRows / 2);
+    return half * kSlotHalf + within / kQuarterRows * 4 + within % kQuarterRows;
+  }
 };
-using WideTile = GemmTile<128, 128>;   // 256 threads
-using NarrowTile = GemmTile<64, 128>;  // 128 threads
+// The tile a GEMM takes by its rows (tile_for_rows): 128 rows by default; 96
+// (6 rows a thread) where that pads fewer rows — AlexNet's 96 and 192
+// (conv1's filters; conv4's and conv5's 192 channels a group), which 128-row
+// tiles pad by a quarter; and 64 for at most 64 rows (LeNet-5's
+// convolutions, AlexNet conv2's dgrad with its 48 channels a group).
+using WideTile = GemmTile<128, 128>;    // 256 threads
+using MidTile = GemmTile<96, 128, 6>;   // 256 threads
+using NarrowTile = GemmTile<64, 128>;   // 128 threads
 
 template <class View, class Tile>
 struct ImplicitGemmKernel {
@@ -134,10 +160,10 @@ struct ImplicitGemmKernel {
   acc_t* partial;       // [slices][rows][cols] partial sums, or null: store directly
 
   struct Shared {
-    // 16-byte aligned, so that each 4-row (4-column) quarter of a thread's
-    // fragment is one vector load. A is padded: the transposing stores then
-    // spread over the banks.
-    alignas(16) acc_t a[2][Tile::kDepth][Tile::kRows + 4];
+    // 16-byte aligned, so that each row slot (4-column quarter) of a
+    // thread's fragment is one vector load. A is padded: the transposing
+    // stores then spread over the banks.
+    alignas(16) acc_t a[2][Tile::kDepth][Tile::kSlots + 4];
     alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols];
     // Where this block's A rows start, rows past the last clamped to the
     // last: worked out once, where each tile's loads would otherwise redo
@@ -223,7 +249,8 @@ struct ImplicitGemmKernel {
                              Shared& sh) const {
     const int64_t tid = t.thread_idx.x;
     for (int i = 0; i < Tile::kLoadsA; ++i)
-      sh.a[stage][tid % Tile::kDepth][tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth)] =
+      sh.a[stage][tid % Tile::kDepth]
+          [Tile::row_slot(static_cast<int>(tid / Tile::kDepth) + i * (Tile::kThreads / Tile::kDepth))] =
           r.next_a[i];
     for (int i = 0; i < Tile::kLoadsB; ++i)
       sh.b[stage][tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols)][tid % Tile::kCols] =
@@ -236,15 +263,20 @@ struct ImplicitGemmKernel {
     const int tx = Tile::thread_x(static_cast<int>(t.thread_idx.x));
     CNNFAST_UNROLL
     for (int k = 0; k < Tile::kDepth; ++k) {
-      acc_t a[Tile::kThreadRows], b[Tile::kThreadCols];
+      // Both row slots whole (4 wide: one vector load each), of which the
+      // thread's rows are the first kQuarterRows.
+      acc_t a[2][4], b[Tile::kThreadCols];
       CNNFAST_UNROLL
-      for (int i = 0; i < Tile::kThreadRows; ++i) a[i] = sh.a[stage][k][Tile::fragment_row(ty, i)];
+      for (int q = 0; q < 2; ++q)
+        CNNFAST_UNROLL
+        for (int e = 0; e < 4; ++e) a[q][e] = sh.a[stage][k][q * Tile::kSlotHalf + ty * 4 + e];
       CNNFAST_UNROLL
       for (int j = 0; j < Tile::kThreadCols; ++j) b[j] = sh.b[stage][k][Tile::fragment_col(tx, j)];
       CNNFAST_UNROLL
       for (int i = 0; i < Tile::kThreadRows; ++i)
         CNNFAST_UNROLL
-        for (int j = 0; j < Tile::kThreadCols; ++j) r.acc[i][j] += a[i] * b[j];
+        for (int j = 0; j < Tile::kThreadCols; ++j)
+          r.acc[i][j] += a[i / Tile::kQuarterRows][i % Tile::kQuarterRows] * b[j];
     }
   }
 
@@ -397,14 +429,34 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
   }
 }
 
-// A GEMM of at most 64 rows would leave most of a 128-row tile idle.
+enum class TileShape { kWide, kMid, kNarrow };
+
+// The tile that pads a GEMM's rows least (GemmTile): at most 64 rows take the
+// narrow one; above, the 96-row tile where its row tiles cover fewer rows
+// than the 128-row ones, the 128-row tile where they cover as few (its
+// threads do 64 FMAs per 4 fragment reads, the 96-row tile's 48).
+constexpr TileShape tile_for_rows(int64_t rows) {
+  if (rows <= NarrowTile::kRows) return TileShape::kNarrow;
+  const auto covered = [rows](int64_t tile_rows) { return (rows + tile_rows - 1) / tile_rows * tile_rows; };
+  return covered(MidTile::kRows) < covered(WideTile::kRows) ? TileShape::kMid : TileShape::kWide;
+}
+// AlexNet's row counts (channels or filters a group, at any batch).
+static_assert(tile_for_rows(48) == TileShape::kNarrow && tile_for_rows(96) == TileShape::kMid &&
+                  tile_for_rows(128) == TileShape::kWide && tile_for_rows(192) == TileShape::kMid &&
+                  tile_for_rows(256) == TileShape::kWide && tile_for_rows(384) == TileShape::kWide,
+              "the tiles AlexNet's GEMMs take");
+
 template <class Launcher, class View>
 void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorOptions& options) {
   if (view.rows() == 0 || view.cols() == 0) return;
-  if (view.rows() <= NarrowTile::kRows)
-    run_gemm_view_in_tiles<NarrowTile>(launcher, view, options);
-  else
-    run_gemm_view_in_tiles<WideTile>(launcher, view, options);
+  switch (tile_for_rows(view.rows())) {
+    case TileShape::kNarrow:
+      return run_gemm_view_in_tiles<NarrowTile>(launcher, view, options);
+    case TileShape::kMid:
+      return run_gemm_view_in_tiles<MidTile>(launcher, view, options);
+    case TileShape::kWide:
+      return run_gemm_view_in_tiles<WideTile>(launcher, view, options);
+  }
 }
 
 }  // namespace kernels
