@@ -45,3 +45,16 @@ def test_functions_loops_and_mix():
     counts = sass_report.mix(loop)
     assert (counts["fma"], counts["lds"], counts["ldg"], counts["branch"]) == (3, 1, 1, 2)
     assert sass_report.hottest_loop(functions["_Z4copyv"]) == []
+    # The loop's global load comes first; without one there is no count.
+    assert sass_report.fmas_before_first_load(loop) == 0
+    assert sass_report.fmas_before_first_load(gemm[2:]) is None
+
+
+@ONCE
+def test_fmas_before_first_load_counts_generic_loads():
+    """A load through a pointer read from shared memory is generic (LD) and
+    counts as a global load; shared-memory loads do not."""
+    loop = [(0, "FFMA", ""), (1, "LDS.128", ""), (2, "FFMA", ""), (3, "LD.E", ""), (4, "FFMA", ""),
+            (5, "LDG.E", "")]
+    assert sass_report.fmas_before_first_load(loop) == 2
+    assert sass_report.mix(loop)["ld"] == 1 and sass_report.mix(loop)["ldg"] == 1

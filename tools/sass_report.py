@@ -3,7 +3,9 @@ CUDA kernels (cuobjdump, from the CUDA toolkit or the copy triton ships),
 summarized per kernel — instructions, local-memory (spill) accesses, and the
 hottest loop: the backward branch enclosing the most FMAs, with its mix of
 FMAs, shared and global loads and the rest. For a GEMM, the loop's length
-per FMA is the instruction overhead of a depth tile.
+per FMA is the instruction overhead of a depth tile, and the FMAs the loop
+runs before its first global load say whether the next tile's loads are
+issued ahead of the multiply (their latency hidden behind it) or after it.
 
     python tools/sass_report.py [--match REGEX] [objects or cubins...]
 
@@ -26,10 +28,14 @@ GROUPS = (
     ("lds", re.compile(r"^LDS")),
     ("sts", re.compile(r"^STS")),
     ("ldg", re.compile(r"^LDG")),
+    # Generic loads (LD): a pointer read from shared memory is generic to
+    # nvcc; on a GPU these read global memory.
+    ("ld", re.compile(r"^LD(\.|$)")),
     ("stg", re.compile(r"^STG")),
     ("spill", re.compile(r"^(LDL|STL)")),
     ("branch", re.compile(r"^(BRA|BSSY|BSYNC)")),
 )
+PATTERNS = dict(GROUPS)
 
 
 def cuobjdump():
@@ -96,6 +102,17 @@ def hottest_loop(body):
     return best
 
 
+def fmas_before_first_load(loop):
+    """The loop's FMAs before its first global (or generic) load; None
+    without one."""
+    fmas = 0
+    for _, opcode, _ in loop:
+        if PATTERNS["ldg"].match(opcode) or PATTERNS["ld"].match(opcode):
+            return fmas
+        fmas += FMA.match(opcode) is not None
+    return None
+
+
 def readable(mangled):
     """The kernel's functor type, demangled (c++filt) and without namespaces."""
     try:
@@ -109,8 +126,9 @@ def readable(mangled):
 
 def report(objects, match):
     tool = cuobjdump()
-    print("| kernel | instructions | spill accesses | hottest loop | FMA | LDS | LDG | STS | other | loop per FMA |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| kernel | instructions | spill accesses | hottest loop | FMA | LDS | LDG + LD | STS | other "
+          "| loop per FMA | FMAs before a global load |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for path in objects:
         sass = subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
         for name, body in functions(sass):
@@ -120,9 +138,11 @@ def report(objects, match):
             loop = hottest_loop(body)
             m = mix(loop)
             per_fma = f"{len(loop) / m['fma']:.2f}" if m["fma"] else ""
-            rest = len(loop) - m["fma"] - m["lds"] - m["ldg"] - m["sts"]
+            loads = m["ldg"] + m["ld"]
+            rest = len(loop) - m["fma"] - m["lds"] - loads - m["sts"]
+            before = fmas_before_first_load(loop) if m["fma"] else None
             print(f"| {readable(name)} | {len(body)} | {total['spill']} | {len(loop)} | {m['fma']} | "
-                  f"{m['lds']} | {m['ldg']} | {m['sts']} | {rest} | {per_fma} |")
+                  f"{m['lds']} | {loads} | {m['sts']} | {rest} | {per_fma} | {'' if before is None else before} |")
 
 
 def main():

@@ -214,7 +214,8 @@ struct ImplicitGemmKernel {
     const int32_t i = static_cast<int32_t>(t.thread_idx.x);
     if (i >= kTablesAtOnce * Tile::kDepth) return;
     const int32_t tile = first + i / Tile::kDepth, k = i % Tile::kDepth;
-    if (tile >= s.tiles) return;
+    // Up to tile s.tiles, which the last tile loads as its "next".
+    if (tile > s.tiles || s.depth == 0) return;
     // Past the slice's end, the last element's coordinates: the loads of
     // the last tile then read valid addresses, unconditionally, and drop
     // the values (load_tile).
@@ -247,10 +248,10 @@ struct ImplicitGemmKernel {
 
   CNNFAST_HD void store_tile(const ThreadIndex& t, int stage, const Registers& r,
                              Shared& sh) const {
-    const int64_t tid = t.thread_idx.x;
+    const int tid = static_cast<int>(t.thread_idx.x);
     for (int i = 0; i < Tile::kLoadsA; ++i)
       sh.a[stage][tid % Tile::kDepth]
-          [Tile::row_slot(static_cast<int>(tid / Tile::kDepth) + i * (Tile::kThreads / Tile::kDepth))] =
+          [Tile::row_slot(tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth))] =
           r.next_a[i];
     for (int i = 0; i < Tile::kLoadsB; ++i)
       sh.b[stage][tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols)][tid % Tile::kCols] =
@@ -332,18 +333,23 @@ struct ImplicitGemmKernel {
       block.each_thread([&](const ThreadIndex& t, Registers& r) { store_tile(t, 0, r, sh); });
       block.barrier();
     }
+    // The next tile's loads, the multiply and the stores of what they loaded
+    // form one branch-free stretch, so the loads' latency hides behind the
+    // multiply. Under `if (more)`, as they were, nvcc sank the loads past
+    // 480 of the multiply's 512 FMAs to the stores that use them (SASS), and
+    // every tile then waited out their latency. The last tile loads tile
+    // s.tiles — the slice's last element again (write_depth_tables) — and
+    // stores it to the stage no one reads after.
     for (int32_t tile = 0; tile < s.tiles; ++tile) {
       const int stage = static_cast<int>(tile % 2);
-      const bool more = tile + 1 < s.tiles;
-      if (more)
-        block.each_thread(
-            [&](const ThreadIndex& t, Registers& r) { load_tile(t, s, tile + 1, sh, r); });
+      block.each_thread(
+          [&](const ThreadIndex& t, Registers& r) { load_tile(t, s, tile + 1, sh, r); });
       block.each_thread([&](const ThreadIndex& t, Registers& r) { multiply(t, stage, sh, r); });
       // Tiles tile + 4 .. tile + 7 take the slots of tiles tile - 4 ..
       // tile - 1, whose loads are done; tile + 1's table was written four
       // tiles ago at the latest.
       block.each_thread([&](const ThreadIndex& t, Registers& r) {
-        if (more) store_tile(t, 1 - stage, r, sh);
+        store_tile(t, 1 - stage, r, sh);
         if (tile % kTablesAtOnce == 0) write_depth_tables(t, s, tile + kTablesAtOnce, sh);
       });
       block.barrier();
