@@ -56,12 +56,14 @@ CONV_CASES = [
     # packer mishandling its backward-stepping taps).
     ("one_pixel_wide_padding", 1, 1, 1, 1, 2, 1, 2, 1, (0, 2), 1),
     ("deep_wgrad", 8, 2, 40, 40, 3, 3, 3, 1, 1, 1),
-    # The CUDA engine's 96-row tile (implicit_gemm.h, tile_for_rows): 90 rows
-    # (fprop, wgrad) in one partial tile; 170 and 150 in two, the second
-    # partial; 96 in one whole tile, wgrad's depth in slices.
+    # The CUDA engine's tiles by rows (implicit_gemm.h, tile_rows_for): 96
+    # rows, 90 (fprop, wgrad) in one partial tile, 170 and 150 in two, the
+    # second partial, 96 in one whole tile with wgrad's depth in slices; 64
+    # rows, 56 and 60 (48 rows: the LeNet-5 and AlexNet conv2 cases).
     ("mid_tile_rows", 2, 5, 9, 8, 90, 3, 3, 2, 1, 1),
     ("mid_tile_two_row_tiles", 3, 150, 6, 7, 170, 1, 1, 1, 0, 1),
     ("mid_tile_deep_wgrad", 4, 2, 40, 40, 96, 3, 3, 1, 1, 1),
+    ("tile64_rows", 2, 60, 5, 6, 56, 1, 1, 1, 0, 1),
     # Batches of 8 images or more with few output channels take the CPU's
     # direct path (one image per vector lane): full and partial image groups.
     ("direct_lenet_conv1", 17, 1, 32, 32, 6, 5, 5, 1, 0, 1),

@@ -10,15 +10,16 @@
 // distinct banks. 128 × 128 × 8 is the classic FP32 SIMT shape: per depth
 // step a thread does 64 FMAs for 16 shared-memory reads; the two stages of A
 // and B tiles take 17 KiB of shared memory in float (33 KiB in double), the
-// tables below 4.5 KiB more. Two other tiles pad fewer rows where a GEMM's
-// rows are not a multiple of 128 (tile_for_rows): 96 × 128, each thread 6
-// rows × 8 columns (AlexNet's 96 and 192 rows: conv1's filters, conv4's and
-// conv5's channels a group, all of which 128-row tiles pad by a third), and
-// for at most 64 rows (LeNet-5's convolutions, AlexNet conv2's dgrad with its
-// 48 channels a group) 64 × 128 of 128 threads. ptxas for sm_90 (make ptxas-report):
-// launch bounds hold float and the 16-bit types to 128 registers per thread,
-// 16 warps per SM, with the wide tile, and to about 160 registers, 12 warps,
-// with the narrow one; double takes 230-252 registers; no spills and no stack
+// tables below 4.5 KiB more. Where a GEMM's rows leave part of such a tile
+// idle, three other tiles (tile_rows_for): 96 × 128 with 6 rows × 8 columns
+// a thread (AlexNet's 96 and 192 rows: conv1's filters, conv4's and conv5's
+// channels a group, of which 128-row tiles leave a quarter idle), and, for at
+// most 64 rows, 64 × 128 and 48 × 128 of 128 threads (LeNet-5's
+// convolutions; AlexNet conv2's dgrad, 48 channels a group). ptxas for
+// sm_90 (make ptxas-report): launch bounds hold float and the 16-bit types
+// to 128 registers per thread, 16 warps per SM, with the 256-thread tiles
+// (the 6-row one takes about 116), and to about 160 registers, 12 warps,
+// with the 128-thread ones; double takes about 190-250 registers; no spills and no stack
 // (make sass-report) — the loops over the register block are unrolled so the
 // accumulators stay in registers.
 //
@@ -122,31 +123,30 @@ struct GemmTile {
     return half * kSlotHalf + within / kQuarterRows * 4 + within % kQuarterRows;
   }
 };
-// The tile a GEMM takes by its rows (tile_for_rows): 128 rows by default; 96
-// (6 rows a thread) where that pads fewer rows — AlexNet's 96 and 192
-// (conv1's filters; conv4's and conv5's 192 channels a group), which 128-row
-// tiles pad by a quarter; and 64 for at most 64 rows (LeNet-5's
-// convolutions, AlexNet conv2's dgrad with its 48 channels a group).
-using WideTile = GemmTile<128, 128>;    // 256 threads
-using MidTile = GemmTile<96, 128, 6>;   // 256 threads
-using NarrowTile = GemmTile<64, 128>;   // 128 threads
+// The tiles, named by their rows (all 128 columns wide); a GEMM takes the one
+// that leaves the fewest rows idle (tile_rows_for).
+using Tile128 = GemmTile<128, 128>;    // 256 threads, 8 rows each
+using Tile96 = GemmTile<96, 128, 6>;   // 256 threads, 6 rows each
+using Tile64 = GemmTile<64, 128>;      // 128 threads, 8 rows each
+using Tile48 = GemmTile<48, 128, 6>;   // 128 threads, 6 rows each
 
 template <class View, class Tile>
 struct ImplicitGemmKernel {
   using T = typename View::element_type;
   using acc_t = acc_type<T>;
 
-  // 16 resident warps per SM in float with the wide tile: unbounded, ptxas
-  // took 145-165 registers, which left one 256-thread block of 8 warps per
-  // SM, too few to hide the shared-memory and FMA latencies (Nsight Compute
-  // on an H200: 27-40% of issue slots used). The narrow tile's threads load
-  // twice as much of B a tile; at 128 registers its wgrad spilled, so it
-  // takes 12 warps (three blocks, about 160 registers). Three blocks also
-  // fit AlexNet conv2's dgrad (729 blocks a group) in two fuller waves on
-  // 132 SMs than four would (1.84 waves instead of 1.38). Since the loads
-  // read their rows and columns from shared tables, it would fit 128
-  // registers without spilling; whether 16 warps then run it faster has
-  // not been measured. Double's accumulators need 8 warps' worth.
+  // 16 resident warps per SM in float with the 256-thread tiles: unbounded,
+  // ptxas took 145-165 registers, which left one 256-thread block of 8 warps
+  // per SM, too few to hide the shared-memory and FMA latencies (Nsight
+  // Compute on an H200: 27-40% of issue slots used). The 128-thread tiles'
+  // threads load twice as much of B a tile; at 128 registers the 64-row
+  // tile's wgrad spilled, so they take 12 warps (three blocks, about 160
+  // registers). Three blocks also fit AlexNet conv2's dgrad (729 blocks a
+  // group) in two fuller waves on 132 SMs than four would (1.84 waves
+  // instead of 1.38). Since the loads read their rows and columns from
+  // shared tables, the 64-row tile would fit 128 registers without
+  // spilling; whether 16 warps then run it faster has not been measured.
+  // Double's accumulators need 8 warps' worth.
   static constexpr int kThreads = Tile::kThreads;
   // Depth tables: written kTablesAtOnce tiles at a time (write_depth_tables)
   // into a ring of twice as many.
@@ -435,33 +435,35 @@ void run_gemm_view_in_tiles(const Launcher& launcher, const View& view,
   }
 }
 
-enum class TileShape { kWide, kMid, kNarrow };
-
-// The tile that pads a GEMM's rows least (GemmTile): at most 64 rows take the
-// narrow one; above, the 96-row tile where its row tiles cover fewer rows
-// than the 128-row ones, the 128-row tile where they cover as few (its
-// threads do 64 FMAs per 4 fragment reads, the 96-row tile's 48).
-constexpr TileShape tile_for_rows(int64_t rows) {
-  if (rows <= NarrowTile::kRows) return TileShape::kNarrow;
+// The rows of the tile that leaves a GEMM's rows least idle: of the 128-
+// and 96-row tiles (256 threads) the one whose row tiles cover fewer rows,
+// of the 64- and 48-row ones (128 threads) for at most 64 rows likewise; on
+// a tie the one of 8 rows a thread (64 FMAs per 4 fragment reads, against
+// 48). AlexNet's 96 and 192 rows (conv1's filters; conv4's and conv5's
+// channels a group) and 48 (conv2's channels a group, its dgrad) leave a
+// quarter of a 128- or 64-row tile idle.
+constexpr int tile_rows_for(int64_t rows) {
   const auto covered = [rows](int64_t tile_rows) { return (rows + tile_rows - 1) / tile_rows * tile_rows; };
-  return covered(MidTile::kRows) < covered(WideTile::kRows) ? TileShape::kMid : TileShape::kWide;
+  if (rows <= Tile64::kRows) return covered(Tile48::kRows) < covered(Tile64::kRows) ? 48 : 64;
+  return covered(Tile96::kRows) < covered(Tile128::kRows) ? 96 : 128;
 }
 // AlexNet's row counts (channels or filters a group, at any batch).
-static_assert(tile_for_rows(48) == TileShape::kNarrow && tile_for_rows(96) == TileShape::kMid &&
-                  tile_for_rows(128) == TileShape::kWide && tile_for_rows(192) == TileShape::kMid &&
-                  tile_for_rows(256) == TileShape::kWide && tile_for_rows(384) == TileShape::kWide,
+static_assert(tile_rows_for(48) == 48 && tile_rows_for(96) == 96 && tile_rows_for(128) == 128 &&
+                  tile_rows_for(192) == 96 && tile_rows_for(256) == 128 && tile_rows_for(384) == 128,
               "the tiles AlexNet's GEMMs take");
 
 template <class Launcher, class View>
 void run_gemm_view(const Launcher& launcher, const View& view, const at::TensorOptions& options) {
   if (view.rows() == 0 || view.cols() == 0) return;
-  switch (tile_for_rows(view.rows())) {
-    case TileShape::kNarrow:
-      return run_gemm_view_in_tiles<NarrowTile>(launcher, view, options);
-    case TileShape::kMid:
-      return run_gemm_view_in_tiles<MidTile>(launcher, view, options);
-    case TileShape::kWide:
-      return run_gemm_view_in_tiles<WideTile>(launcher, view, options);
+  switch (tile_rows_for(view.rows())) {
+    case 48:
+      return run_gemm_view_in_tiles<Tile48>(launcher, view, options);
+    case 64:
+      return run_gemm_view_in_tiles<Tile64>(launcher, view, options);
+    case 96:
+      return run_gemm_view_in_tiles<Tile96>(launcher, view, options);
+    default:
+      return run_gemm_view_in_tiles<Tile128>(launcher, view, options);
   }
 }
 
