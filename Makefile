@@ -10,7 +10,7 @@ export MAX_JOBS ?= 2
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
 STAMP := build/.built-$(notdir $(VENV))
 
-.PHONY: venv build test test-cpu test-emulated test-cpp ptxas-report sass-report demo bench bench-pytest gpu-check clean
+.PHONY: venv build test test-cpu test-emulated test-cpp sanitize ptxas-report sass-report demo bench bench-pytest gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,21 @@ test-cpp: $(VENV)/.installed
 	  -DCNNFAST_WITH_CUDA=OFF
 	cmake --build cmake-build -j $(MAX_JOBS)
 	cd cmake-build && ctest --output-on-failure
+
+# Both suites again with the C++ built under AddressSanitizer and UBSan
+# (setup.py, CNNFAST_SANITIZE): an out-of-bounds access of the CPU kernels
+# or of the CUDA kernels' code under emulation, shared-memory tables
+# included, stops the run with a report. A CPU-only build of its own, in a
+# copy of the tree (the normal build keeps its objects); about 15 minutes.
+SANITIZE_DIR := build/sanitize
+SANITIZE_RUN := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
+sanitize: $(VENV)/.installed
+	mkdir -p $(SANITIZE_DIR)
+	git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - | tar -xf - -C $(SANITIZE_DIR)
+	cd $(SANITIZE_DIR) && CNNFAST_CUDA=0 CNNFAST_SANITIZE=1 $(abspath $(PY)) setup.py -q build_ext --inplace
+	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
+	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) CNNFAST_EMULATE_CUDA=1 $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
 
 # ptxas's register / shared-memory / spill report for every CUDA kernel,
 # from a separate build folder (the normal build keeps its flags).

@@ -13,6 +13,8 @@ Environment:
   MAX_JOBS                parallel compile jobs for ninja
   CNNFAST_PTXAS_VERBOSE=1 print ptxas's register / shared memory / spill report
                           for every CUDA kernel (make ptxas-report)
+  CNNFAST_SANITIZE=1      compile the C++ with AddressSanitizer and
+                          UndefinedBehaviorSanitizer (make sanitize)
 """
 
 import glob
@@ -40,6 +42,12 @@ ISA_CPU_FLAGS = {
     "avx2": ["avx2", "fma", "f16c"],
     "generic": [],
 }
+
+# make sanitize: out-of-bounds accesses in torch-allocated memory (ASan) and
+# array indices past a fixed bound, the emulated kernels' shared memory
+# included (UBSan's bounds check), stop the process with a report.
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                  "-fno-omit-frame-pointer"]
 
 
 def say(message):
@@ -172,11 +180,16 @@ def extension_modules():
     # and -fno-math-errno let loops with selects and sqrt vectorize; neither
     # changes a result.
     cxx_flags = ["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"] + ISA_FLAGS[isa]
+    link_flags = ["-fopenmp"]
+    if os.environ.get("CNNFAST_SANITIZE") == "1":
+        cxx_flags += SANITIZE_FLAGS
+        link_flags += SANITIZE_FLAGS
+        say(f"CNNFAST_SANITIZE=1: {' '.join(SANITIZE_FLAGS)}")
     kwargs = dict(
         name="cnnfast._C",
         include_dirs=[os.path.join(ROOT, "csrc"), GENERATED],
         extra_compile_args={"cxx": cxx_flags},
-        extra_link_args=["-fopenmp"],
+        extra_link_args=link_flags,
     )
     say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_FLAGS[isa]) or 'no extra flags'})")
     if cuda_root:
