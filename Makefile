@@ -49,8 +49,10 @@ test-cpp: $(VENV)/.installed
 # Both suites again with the C++ built under AddressSanitizer and UBSan
 # (setup.py, CNNFAST_SANITIZE): an out-of-bounds access of the CPU kernels
 # or of the CUDA kernels' code under emulation, shared-memory tables
-# included, stops the run with a report. A CPU-only build of its own, in a
-# copy of the tree (the normal build keeps its objects); about 15 minutes.
+# included, stops the run with a report (--capture=sys: pytest would
+# otherwise swallow the sanitizers' report with the process). A CPU-only
+# build of its own, in a copy of the tree (the normal build keeps its
+# objects); about 15 minutes.
 SANITIZE_DIR := build/sanitize
 SANITIZE_RUN := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
   ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
@@ -58,8 +60,8 @@ sanitize: $(VENV)/.installed
 	mkdir -p $(SANITIZE_DIR)
 	git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - | tar -xf - -C $(SANITIZE_DIR)
 	cd $(SANITIZE_DIR) && CNNFAST_CUDA=0 CNNFAST_SANITIZE=1 $(abspath $(PY)) setup.py -q build_ext --inplace
-	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
-	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) CNNFAST_EMULATE_CUDA=1 $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
+	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) $(abspath $(PY)) -m pytest -q -p no:cacheprovider --capture=sys tests
+	cd $(SANITIZE_DIR) && $(SANITIZE_RUN) CNNFAST_EMULATE_CUDA=1 $(abspath $(PY)) -m pytest -q -p no:cacheprovider --capture=sys tests
 
 # ptxas's register / shared-memory / spill report for every CUDA kernel,
 # from a separate build folder (the normal build keeps its flags).
