@@ -162,7 +162,8 @@ struct ImplicitGemmKernel {
   struct Shared {
     // 16-byte aligned, so that each row slot (4-column quarter) of a
     // thread's fragment is one vector load. A is padded: the transposing
-    // stores then spread over the banks.
+    // stores then spread over the banks (two-way at most with 6 rows a
+    // thread, whose slots skip a cell).
     alignas(16) acc_t a[2][Tile::kDepth][Tile::kSlots + 4];
     alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols];
     // Where this block's A rows start, rows past the last clamped to the
@@ -337,7 +338,7 @@ struct ImplicitGemmKernel {
     // form one branch-free stretch, so the loads' latency hides behind the
     // multiply. Under `if (more)`, as they were, nvcc sank the loads past
     // 480 of the multiply's 512 FMAs to the stores that use them (SASS), and
-    // every tile then waited out their latency. The last tile loads tile
+    // each warp then waited for them at every tile. The last tile loads tile
     // s.tiles — the slice's last element again (write_depth_tables) — and
     // stores it to the stage no one reads after.
     for (int32_t tile = 0; tile < s.tiles; ++tile) {
