@@ -60,9 +60,9 @@ CONV_CASES = [
     # rows, 90 (fprop, wgrad) in one partial tile, 170 and 150 in two, the
     # second partial, 96 in one whole tile with wgrad's depth in slices; 64
     # rows, 56 and 60 (48 rows: the LeNet-5 and AlexNet conv2 cases).
-    ("mid_tile_rows", 2, 5, 9, 8, 90, 3, 3, 2, 1, 1),
-    ("mid_tile_two_row_tiles", 3, 150, 6, 7, 170, 1, 1, 1, 0, 1),
-    ("mid_tile_deep_wgrad", 4, 2, 40, 40, 96, 3, 3, 1, 1, 1),
+    ("tile96_rows", 2, 5, 9, 8, 90, 3, 3, 2, 1, 1),
+    ("tile96_two_row_tiles", 3, 150, 6, 7, 170, 1, 1, 1, 0, 1),
+    ("tile96_deep_wgrad", 4, 2, 40, 40, 96, 3, 3, 1, 1, 1),
     ("tile64_rows", 2, 60, 5, 6, 56, 1, 1, 1, 0, 1),
     # Batches of 8 images or more with few output channels take the CPU's
     # direct path (one image per vector lane): full and partial image groups.
@@ -390,7 +390,7 @@ LINEAR_CASES = [
     ("narrow_wide", (21, 300), 8),
     ("narrow_chunks", (1100, 5), 3),
     # 90 rows: the CUDA engine's 96-row tile (forward, input gradient).
-    ("mid_tile_batch", (90, 33), 20),
+    ("tile96_batch", (90, 33), 20),
 ]
 
 
