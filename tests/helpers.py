@@ -63,8 +63,6 @@ def slow_in_emulation(full, small):
     return small if EMULATING else full
 
 
-
-
 class RecordOps(TorchDispatchMode):
     """The ops dispatched within the block, in order (`seen`)."""
 
