@@ -18,6 +18,9 @@
 //   bias_rows(), bias_cols(),    the bias (one per row, or one per column: the pointer
 //   activation()                 that is not null) and the activation; store() does all
 //   store(m, col, value)         of it
+//   kAContiguous, kBContiguous   which index of A (depth or rows) and of B (columns or
+//                                depth) runs along memory: the CUDA kernel puts a
+//                                warp's loads along it, so that they coalesce
 // linear is the same engine with a 1×1 image and a 1×1 kernel.
 #include <cstdint>
 
@@ -28,6 +31,10 @@ namespace cnnfast {
 
 // The fused activation. Its derivative is read off the saved output.
 enum class Activation : int32_t { kNone = 0, kRelu = 1, kTanh = 2 };
+
+// The index of a GEMM operand along which its consecutive elements lie in
+// memory (GEMM views' kAContiguous and kBContiguous).
+enum class Along : int32_t { kDepth, kRows, kCols };
 
 template <class T>
 CNNFAST_INLINE T activate(T v, Activation act) {
@@ -150,6 +157,8 @@ CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds
 template <class T>
 struct FpropGemm {
   using element_type = T;
+  // A: a filter's weights; B: an input row's pixels.
+  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
   const T* x;
   const T* weight;
   const T* bias;  // may be null
@@ -212,6 +221,8 @@ struct FpropGemm {
 template <class T, bool kUnitStride>
 struct DgradGemm {
   using element_type = T;
+  // A: a filter's taps; B: an output gradient row's pixels.
+  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
   const T* grad;
   const T* weight;
   T* grad_x;
@@ -272,6 +283,14 @@ struct DgradGemm {
 template <class T>
 struct WgradGemm {
   using element_type = T;
+  // A: an output gradient row's pixels; B: the pixels of an input row that
+  // consecutive output pixels read through one filter tap. B's columns
+  // (channel, tap) jump between rows and channels every few taps: at
+  // AlexNet's conv2–conv5, a warp reading 32 of them at one depth touches
+  // 9–13 32-byte sectors on average, reading 4 of them at 8 depths 3.5–4.
+  // (With a plane of one output pixel, consecutive depths are consecutive
+  // images; linear's weight gradient, LinearWgradGemm, reads the other way.)
+  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kDepth;
   const T* grad;  // as in DgradGemm
   const T* x;
   T* grad_w;     // may be null when only the bias gradient is wanted

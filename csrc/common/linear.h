@@ -13,6 +13,8 @@ namespace cnnfast {
 template <class T>
 struct LinearFpropGemm {
   using element_type = T;
+  // A: a row of x; B: a row of the weight, which is B's depth.
+  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kDepth;
   const T* x;
   const T* weight;
   const T* bias;  // may be null
@@ -56,6 +58,8 @@ struct LinearFpropGemm {
 template <class T>
 struct LinearDgradGemm {
   using element_type = T;
+  // A: a row of the gradient; B: a row of the weight, which is B's columns.
+  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
   const T* grad;
   const T* weight;
   T* grad_x;
@@ -89,6 +93,16 @@ struct LinearDgradGemm {
   CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
     grad_x[m * p.c + col] = static_cast<T>(v);
   }
+};
+
+// grad_w[k, c] = sum_n g[n, k] x[n, c] (and grad_bias[k] = sum_n g[n, k]):
+// wgrad of 1×1 images, whose operands lie the other way round from a
+// convolution's: consecutive rows of A (output features) and columns of B
+// (input features) are adjacent in memory, consecutive depths (samples) a
+// row of features apart.
+template <class T>
+struct LinearWgradGemm : WgradGemm<T> {
+  static constexpr Along kAContiguous = Along::kRows, kBContiguous = Along::kCols;
 };
 
 }  // namespace cnnfast

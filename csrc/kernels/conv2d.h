@@ -77,8 +77,9 @@ inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
 }
 
 // dgrad (run_dgrad(tag, grad, weight, grad_x) runs the problem's own
-// views on the engine) and wgrad of a problem.
-template <class Engine, class RunDgrad>
+// views on the engine) and wgrad (Wgrad: WgradGemm or a view of its kind) of
+// a problem.
+template <template <class> class Wgrad, class Engine, class RunDgrad>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
@@ -91,13 +92,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const T* g = source.const_data_ptr<T>();
     if (mask[0]) run_dgrad(tag, g, filter.const_data_ptr<T>(), grads.grad_x.mutable_data_ptr<T>());
     if (mask[1] || mask[2])
-      engine.run(per_group<WgradGemm<T>>(p, [&](int64_t group) {
-        return WgradGemm<T>{g,
-                            input.const_data_ptr<T>(),
-                            mutable_data_or_null<T>(mask[1] ? grads.grad_w : at::Tensor()),
-                            mutable_data_or_null<T>(mask[2] ? grads.grad_b : at::Tensor()),
-                            p,
-                            group};
+      engine.run(per_group<Wgrad<T>>(p, [&](int64_t group) {
+        return Wgrad<T>{WgradGemm<T>{g, input.const_data_ptr<T>(),
+                                     mutable_data_or_null<T>(mask[1] ? grads.grad_w : at::Tensor()),
+                                     mutable_data_or_null<T>(mask[2] ? grads.grad_b : at::Tensor()),
+                                     p, group}};
       }));
   });
   return {grads.grad_x, grads.grad_w, grads.grad_b};
@@ -159,7 +158,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
                                        activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, conv2d_output_size(x, p), op);
   const Engine engine(x);
-  return gemm_backward(
+  return gemm_backward<WgradGemm>(
       engine, p, grad_output, x, weight, output, output_mask,
       [&](auto tag, auto grad, auto filter, auto grad_x) {
         if constexpr (Engine::kWinograd) {

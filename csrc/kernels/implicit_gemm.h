@@ -38,11 +38,14 @@
 // writes the depth tables (make sass-report), against 1,030 with the 64-bit
 // row and column arithmetic redone per load.
 //
-// Loads (T threads): thread t reads B column t % 128 at depth rows
-// t / 128 + (T / 128) i, so a warp reads 32 consecutive columns (consecutive
-// pixels: coalesced for stride-1 convolutions), and A row t / 8 + (T / 8) i
-// at depth t % 8 (8 threads per row: consecutive weights). They are gathers
-// with padding, so they stay scalar loads.
+// Loads (T threads): each operand's along the index that runs along memory,
+// as the view declares (kAContiguous, kBContiguous; load_cell). Along the
+// depth, thread t reads row (or column) t / 8 + (T / 8) i at depth t % 8: a
+// warp reads 8 consecutive elements of 4 rows (a filter's weights). Along
+// the rows (columns), the tile's elements are counted row (column) first:
+// a warp reads 32 consecutive columns at one depth (pixels: coalesced for
+// stride-1 convolutions). They are gathers with padding, so they stay
+// scalar loads.
 //
 // Deep GEMMs with few tiles (wgrad: depth = N·P·Q) split the depth over
 // grid.z; each slice writes its partial tile to a float workspace and
@@ -88,7 +91,9 @@ struct GemmTile {
   static constexpr int kLoadsA = kRows * kDepth / kThreads;
   static constexpr int kLoadsB = kCols * kDepth / kThreads;
   static_assert(kRows % kThreadRows == 0 && kCols % kThreadCols == 0, "whole register blocks");
-  static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0, "the tile loads' thread mapping");
+  static_assert(kThreads % kDepth == 0 && kThreads % kCols == 0 &&
+                    kRows * kDepth % kThreads == 0,
+                "the tile loads' thread mapping: whole loads a thread");
 
   // A warp's 32 threads as 4 rows × 8 columns of the block's thread grid,
   // warps side by side (CUTLASS's SIMT arrangement): a warp's 128-bit
@@ -161,11 +166,12 @@ struct ImplicitGemmKernel {
 
   struct Shared {
     // 16-byte aligned, so that each row slot (4-column quarter) of a
-    // thread's fragment is one vector load. A is padded: the transposing
-    // stores then spread over the banks (two-way at most with 6 rows a
-    // thread, whose slots skip a cell).
+    // thread's fragment is one vector load. Both are padded: a warp's stores
+    // of loads along the depth (4 rows or columns × 8 depths) then spread
+    // over the banks (two-way at most with 6 rows a thread, whose slots skip
+    // a cell).
     alignas(16) acc_t a[2][Tile::kDepth][Tile::kSlots + 4];
-    alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols];
+    alignas(16) acc_t b[2][Tile::kDepth][Tile::kCols + 4];
     // Where this block's A rows start, rows past the last clamped to the
     // last: worked out once, where each tile's loads would otherwise redo
     // the 64-bit row arithmetic (ptxas rematerializes it rather than hold
@@ -225,38 +231,63 @@ struct ImplicitGemmKernel {
     sh.b_depth[tile % kTableTiles][k] = view.b_depth(kd);
   }
 
+  // A thread's i-th load of an operand of kExtent rows (A) or columns (B) a
+  // tile: which row or column (index) at which depth of the tile (k). It is
+  // element tid + T i in the operand's order, written where it can be so
+  // that nvcc sees which part does not depend on i: as that element's
+  // quotient and remainder throughout, the 128-row tile's Winograd and
+  // linear input-gradient loops spilled (37 local accesses).
+  struct LoadCell {
+    int index, k;
+  };
+  template <int kExtent, Along kContiguous>
+  static CNNFAST_HD LoadCell load_cell(int tid, int i) {
+    constexpr int kThreads = Tile::kThreads, kDepth = Tile::kDepth;
+    if constexpr (kContiguous == Along::kDepth) {
+      return {tid / kDepth + i * (kThreads / kDepth), tid % kDepth};
+    } else if constexpr (kThreads % kExtent == 0) {
+      return {tid % kExtent, tid / kExtent + i * (kThreads / kExtent)};
+    } else {
+      const int element = tid + kThreads * i;
+      return {element % kExtent, element / kExtent};
+    }
+  }
+  static CNNFAST_HD LoadCell a_cell(int tid, int i) {
+    return load_cell<Tile::kRows, View::kAContiguous>(tid, i);
+  }
+  static CNNFAST_HD LoadCell b_cell(int tid, int i) {
+    return load_cell<Tile::kCols, View::kBContiguous>(tid, i);
+  }
+
   CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int32_t tile, const Shared& sh,
                             Registers& r) const {
     const int slot = static_cast<int>(tile % kTableTiles);
     const int tid = static_cast<int>(t.thread_idx.x);
     // Depth rows of this tile inside the slice (all but the last tile: all).
     const int32_t depth_left = min_of<int32_t>(Tile::kDepth, s.depth - tile * Tile::kDepth);
-    const int k_a = tid % Tile::kDepth;
-    const bool inside_a = k_a < depth_left;
-    const int64_t offset_a = sh.a_offset[slot][k_a];
     for (int i = 0; i < Tile::kLoadsA; ++i) {
-      const T* row = sh.a_row[tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth)];
-      const acc_t a = static_cast<acc_t>(row[offset_a]);
-      r.next_a[i] = inside_a ? a : acc_t(0);
+      const LoadCell cell = a_cell(tid, i);
+      const acc_t a = static_cast<acc_t>(sh.a_row[cell.index][sh.a_offset[slot][cell.k]]);
+      r.next_a[i] = cell.k < depth_left ? a : acc_t(0);
     }
-    const GatherCoord column = sh.b_col[tid % Tile::kCols];
     for (int i = 0; i < Tile::kLoadsB; ++i) {
-      const int k = tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols);
-      const acc_t b = view.b_at(sh.b_depth[slot][k], column);
-      r.next_b[i] = k < depth_left ? b : acc_t(0);
+      const LoadCell cell = b_cell(tid, i);
+      const acc_t b = view.b_at(sh.b_depth[slot][cell.k], sh.b_col[cell.index]);
+      r.next_b[i] = cell.k < depth_left ? b : acc_t(0);
     }
   }
 
   CNNFAST_HD void store_tile(const ThreadIndex& t, int stage, const Registers& r,
                              Shared& sh) const {
     const int tid = static_cast<int>(t.thread_idx.x);
-    for (int i = 0; i < Tile::kLoadsA; ++i)
-      sh.a[stage][tid % Tile::kDepth]
-          [Tile::row_slot(tid / Tile::kDepth + i * (Tile::kThreads / Tile::kDepth))] =
-          r.next_a[i];
-    for (int i = 0; i < Tile::kLoadsB; ++i)
-      sh.b[stage][tid / Tile::kCols + i * (Tile::kThreads / Tile::kCols)][tid % Tile::kCols] =
-          r.next_b[i];
+    for (int i = 0; i < Tile::kLoadsA; ++i) {
+      const LoadCell cell = a_cell(tid, i);
+      sh.a[stage][cell.k][Tile::row_slot(cell.index)] = r.next_a[i];
+    }
+    for (int i = 0; i < Tile::kLoadsB; ++i) {
+      const LoadCell cell = b_cell(tid, i);
+      sh.b[stage][cell.k][cell.index] = r.next_b[i];
+    }
   }
 
   CNNFAST_HD void multiply(const ThreadIndex& t, int stage, const Shared& sh,

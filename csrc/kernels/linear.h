@@ -3,7 +3,8 @@
 // of N = prod(leading dims) images of in_features channels and 1×1 pixels,
 // with a 1×1 kernel. Forward and the input gradient use linear's own views
 // (batch on the rows, csrc/common/linear.h) — forward with few output
-// features the convolution's; the weight gradient is wgrad's.
+// features the convolution's; the weight gradient is wgrad's, read as
+// linear's operands lie (LinearWgradGemm).
 #include "../common/linear.h"
 #include "conv2d.h"
 
@@ -50,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(
   const ConvProblem p = linear_problem(x, weight, std::nullopt, activation, op, Engine::kHalfTypes);
   check_conv_backward(grad_output, output, x, linear_output_size(x, p), op);
   const Engine engine(x);
-  return gemm_backward(engine, p, grad_output, x, weight, output, output_mask,
+  return gemm_backward<LinearWgradGemm>(engine, p, grad_output, x, weight, output, output_mask,
                        [&](auto tag, auto grad, auto filter, auto grad_x) {
                          using View = LinearDgradGemm<decltype(tag)>;
                          engine.run(std::vector<View>{View{grad, filter, grad_x, p}});
