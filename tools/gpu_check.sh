@@ -99,7 +99,7 @@ fi
 if wanted racecheck; then
     step racecheck 120 "$SANITIZER" --tool racecheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
         tests/test_conv_linear.py tests/test_lenet5_forward.py \
-        -k "((lenet_conv2 or groups3 or deep_wgrad or tile64_rows or lenet_fc1 or alexnet_conv3) and True-relu) or (matches_the_reference and 9-cuda) or ((winograd_pad2 or winograd_groups) and relu)"
+        -k "((lenet_conv2 or groups3 or deep_wgrad or tile64_rows or tile96_features or lenet_fc1 or alexnet_conv3) and True-relu) or (matches_the_reference and 9-cuda) or ((winograd_pad2 or winograd_groups) and relu)"
 fi
 if wanted profile; then
     # The card's clocks as found (--clock-control none), one pass per case.
