@@ -58,3 +58,27 @@ def test_fmas_before_first_load_counts_generic_loads():
             (5, "LDG.E", "")]
     assert sass_report.fmas_before_first_load(loop) == 2
     assert sass_report.mix(loop)["ld"] == 1 and sass_report.mix(loop)["ldg"] == 1
+
+
+@ONCE
+def test_fmas_from_load_to_use():
+    """FMAs between a global load and the first instruction reading any
+    register it wrote (as wide as the load; a store reads all its operands,
+    anything else all but its destination), going round the loop."""
+    loop = [(0, "LDG.E", "LDG.E R4, desc[UR4][R2.64]"),
+            (1, "FFMA", "FFMA R4, R9, R10, R8"),  # writes R4: not a use
+            (2, "FFMA", "FFMA R8, R9, R10, R8"),
+            (3, "STS", "STS [R3], R4"),
+            (4, "LDG.E.64", "LDG.E.64 R6, desc[UR4][R2.64]"),
+            (5, "FFMA", "FFMA R8, R9, R10, R8"),
+            (6, "FSEL", "FSEL R12, R7, RZ, P0")]
+    assert sass_report.load_destination("LDG.E.64", loop[4][2]) == {6, 7}
+    assert sass_report.registers_read("STS", loop[3][2]) == {3, 4}
+    assert sass_report.registers_read("FFMA", loop[1][2]) == {9, 10, 8}
+    assert sass_report.fmas_from_load_to_use(loop) == 1  # R7, one FMA after the second load
+    assert sass_report.fmas_from_load_to_use(loop[:4]) == 2
+    # A load at the loop's end, used in the next iteration.
+    wrapped = [(0, "FFMA", "FFMA R9, R9, R10, R9"), (1, "FFMA", "FFMA R8, R4, R10, R8"),
+               (2, "LD.E", "LD.E R4, desc[UR4][R2.64]")]
+    assert sass_report.fmas_from_load_to_use(wrapped) == 1
+    assert sass_report.fmas_from_load_to_use(loop[1:4]) is None

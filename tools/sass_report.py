@@ -5,7 +5,9 @@ hottest loop: the backward branch enclosing the most FMAs, with its mix of
 FMAs, shared and global loads and the rest. For a GEMM, the loop's length
 per FMA is the instruction overhead of a depth tile, and the FMAs the loop
 runs before its first global load say whether the next tile's loads are
-issued ahead of the multiply (their latency hidden behind it) or after it.
+issued ahead of the multiply or after it, and the fewest FMAs between a
+global load and the first instruction that reads its value how much of
+the multiply hides a load's latency.
 
     python tools/sass_report.py [--match REGEX] [objects or cubins...]
 
@@ -107,10 +109,52 @@ def fmas_before_first_load(loop):
     without one."""
     fmas = 0
     for _, opcode, _ in loop:
-        if PATTERNS["ldg"].match(opcode) or PATTERNS["ld"].match(opcode):
+        if is_global_load(opcode):
             return fmas
         fmas += FMA.match(opcode) is not None
     return None
+
+
+def is_global_load(opcode):
+    return bool(PATTERNS["ldg"].match(opcode) or PATTERNS["ld"].match(opcode))
+
+
+def load_destination(opcode, text):
+    """The registers a load writes: its first operand, as wide as the load."""
+    first = re.match(r"\S+\s+R(\d+)\b", text)
+    if not first:
+        return set()
+    width = 4 if ".128" in opcode else 2 if ".64" in opcode else 1
+    return set(range(int(first.group(1)), int(first.group(1)) + width))
+
+
+def registers_read(opcode, text):
+    """The registers an instruction reads: every operand of a store, the
+    operands after the destination of anything else."""
+    parts = text.split(None, 1)
+    operands = parts[1].split(",") if len(parts) > 1 else []
+    if not opcode.startswith("ST"):
+        operands = operands[1:]
+    return {int(r) for operand in operands for r in re.findall(r"\bR(\d+)\b", operand)}
+
+
+def fmas_from_load_to_use(loop):
+    """The fewest FMAs the loop runs between a global (or generic) load and
+    the first instruction that reads what it loaded, going round the loop
+    where the use comes in the next iteration: how much of the multiply
+    hides the load's latency. None without a load."""
+    fewest = None
+    for i, (_, opcode, text) in enumerate(loop):
+        if not is_global_load(opcode):
+            continue
+        loaded, fmas = load_destination(opcode, text), 0
+        for j in range(1, len(loop) + 1):
+            _, later, later_text = loop[(i + j) % len(loop)]
+            if loaded & registers_read(later, later_text):
+                fewest = fmas if fewest is None else min(fewest, fmas)
+                break
+            fmas += FMA.match(later) is not None
+    return fewest
 
 
 def readable(mangled):
@@ -127,8 +171,8 @@ def readable(mangled):
 def report(objects, match):
     tool = cuobjdump()
     print("| kernel | instructions | spill accesses | hottest loop | FMA | LDS | LDG + LD | STS | other "
-          "| loop per FMA | FMAs before a global load |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          "| loop per FMA | FMAs before a global load | FMAs from a load to its use |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for path in objects:
         sass = subprocess.run([tool, "-sass", path], capture_output=True, text=True, check=True).stdout
         for name, body in functions(sass):
@@ -141,8 +185,10 @@ def report(objects, match):
             loads = m["ldg"] + m["ld"]
             rest = len(loop) - m["fma"] - m["lds"] - loads - m["sts"]
             before = fmas_before_first_load(loop) if m["fma"] else None
+            hidden = fmas_from_load_to_use(loop) if m["fma"] else None
             print(f"| {readable(name)} | {len(body)} | {total['spill']} | {len(loop)} | {m['fma']} | "
-                  f"{m['lds']} | {loads} | {m['sts']} | {rest} | {per_fma} | {'' if before is None else before} |")
+                  f"{m['lds']} | {loads} | {m['sts']} | {rest} | {per_fma} | {'' if before is None else before} "
+                  f"| {'' if hidden is None else hidden} |")
 
 
 def main():

@@ -18,9 +18,10 @@
 //   bias_rows(), bias_cols(),    the bias (one per row, or one per column: the pointer
 //   activation()                 that is not null) and the activation; store() does all
 //   store(m, col, value)         of it
-//   kAContiguous, kBContiguous   which index of A (depth or rows) and of B (columns or
-//                                depth) runs along memory: the CUDA kernel puts a
-//                                warp's loads along it, so that they coalesce
+//   kBLoadsAlong                 the index of B (columns or depth) along which the
+//                                CUDA kernel puts a warp's loads: the one that runs
+//                                along memory, so that they coalesce (A's are along
+//                                its depth)
 // linear is the same engine with a 1×1 image and a 1×1 kernel.
 #include <cstdint>
 
@@ -32,9 +33,9 @@ namespace cnnfast {
 // The fused activation. Its derivative is read off the saved output.
 enum class Activation : int32_t { kNone = 0, kRelu = 1, kTanh = 2 };
 
-// The index of a GEMM operand along which its consecutive elements lie in
-// memory (GEMM views' kAContiguous and kBContiguous).
-enum class Along : int32_t { kDepth, kRows, kCols };
+// The index of a GEMM's B operand along which a warp's loads go (GEMM
+// views' kBLoadsAlong).
+enum class Along : int32_t { kDepth, kCols };
 
 template <class T>
 CNNFAST_INLINE T activate(T v, Activation act) {
@@ -157,8 +158,8 @@ CNNFAST_INLINE acc_type<T> gather_value(const T* src, const GatherBounds& bounds
 template <class T>
 struct FpropGemm {
   using element_type = T;
-  // A: a filter's weights; B: an input row's pixels.
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
+  // B: an input row's pixels.
+  static constexpr Along kBLoadsAlong = Along::kCols;
   const T* x;
   const T* weight;
   const T* bias;  // may be null
@@ -221,8 +222,8 @@ struct FpropGemm {
 template <class T, bool kUnitStride>
 struct DgradGemm {
   using element_type = T;
-  // A: a filter's taps; B: an output gradient row's pixels.
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
+  // B: an output gradient row's pixels.
+  static constexpr Along kBLoadsAlong = Along::kCols;
   const T* grad;
   const T* weight;
   T* grad_x;
@@ -279,18 +280,20 @@ struct DgradGemm {
 
 // ---- wgrad: grad_w[k, c, r, s] = sum_{n, p, q} g[n, k, p, q] x[n, c, p*stride - pad + r, ...]
 // rows = output channels of the group, cols = (c, r, s) plus, when the bias
-// gradient is wanted, one column of ones (its sum over n, p, q), depth = (n, p, q).
-template <class T>
+// gradient is wanted and kBiasColumn, one column of ones (its sum over n, p,
+// q), depth = (n, p, q). Without kBiasColumn (the CUDA engine, which sums
+// the bias gradient apart) the B loads have no ones to select.
+template <class T, bool kBiasColumn = true>
 struct WgradGemm {
   using element_type = T;
-  // A: an output gradient row's pixels; B: the pixels of an input row that
-  // consecutive output pixels read through one filter tap. B's columns
+  // B: the pixels of an input row that consecutive output pixels read
+  // through one filter tap, consecutive depths. B's columns
   // (channel, tap) jump between rows and channels every few taps: at
   // AlexNet's conv2–conv5, a warp reading 32 of them at one depth touches
   // 9–13 32-byte sectors on average, reading 4 of them at 8 depths 3.5–4.
   // (With a plane of one output pixel, consecutive depths are consecutive
   // images; linear's weight gradient, LinearWgradGemm, reads the other way.)
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kDepth;
+  static constexpr Along kBLoadsAlong = Along::kDepth;
   const T* grad;  // as in DgradGemm
   const T* x;
   T* grad_w;     // may be null when only the bias gradient is wanted
@@ -302,7 +305,9 @@ struct WgradGemm {
     return grad_w == nullptr ? 0 : p.c_group() * p.filter_taps();
   }
   CNNFAST_HD int64_t rows() const { return p.k_group(); }
-  CNNFAST_HD int64_t cols() const { return weight_cols() + (grad_bias == nullptr ? 0 : 1); }
+  CNNFAST_HD int64_t cols() const {
+    return weight_cols() + (kBiasColumn && grad_bias != nullptr ? 1 : 0);
+  }
   CNNFAST_HD int64_t depth() const { return p.n * p.out_plane(); }
 
   CNNFAST_HD int64_t a_row_stride() const { return p.out_plane(); }
@@ -322,13 +327,14 @@ struct WgradGemm {
                         (pix % p.q) * p.stride_w);
   }
   CNNFAST_HD GatherCoord b_col(int64_t col) const {
-    if (col >= weight_cols()) return gather_coord(0, 0, GatherCoord::kOnesX);
+    if (kBiasColumn && col >= weight_cols()) return gather_coord(0, 0, GatherCoord::kOnesX);
     const int64_t c = col / p.filter_taps(), tap = col % p.filter_taps();
     return gather_coord((group * p.c_group() + c) * p.in_plane(), tap / p.s - p.pad_h,
                         tap % p.s - p.pad_w);
   }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    return gather_value(x, b_bounds(), d, c);
+    if constexpr (kBiasColumn) return gather_value(x, b_bounds(), d, c);
+    return gathered_value(x, b_bounds(), d, c);
   }
 
   // The weight columns are stored as a plain row-major block; out_col is -1

@@ -13,8 +13,8 @@ namespace cnnfast {
 template <class T>
 struct LinearFpropGemm {
   using element_type = T;
-  // A: a row of x; B: a row of the weight, which is B's depth.
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kDepth;
+  // B: a row of the weight, which is B's depth.
+  static constexpr Along kBLoadsAlong = Along::kDepth;
   const T* x;
   const T* weight;
   const T* bias;  // may be null
@@ -58,8 +58,8 @@ struct LinearFpropGemm {
 template <class T>
 struct LinearDgradGemm {
   using element_type = T;
-  // A: a row of the gradient; B: a row of the weight, which is B's columns.
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
+  // B: a row of the weight, which is B's columns.
+  static constexpr Along kBLoadsAlong = Along::kCols;
   const T* grad;
   const T* weight;
   T* grad_x;
@@ -99,10 +99,14 @@ struct LinearDgradGemm {
 // wgrad of 1×1 images, whose operands lie the other way round from a
 // convolution's: consecutive rows of A (output features) and columns of B
 // (input features) are adjacent in memory, consecutive depths (samples) a
-// row of features apart.
-template <class T>
-struct LinearWgradGemm : WgradGemm<T> {
-  static constexpr Along kAContiguous = Along::kRows, kBContiguous = Along::kCols;
+// row of features apart. B is loaded along its columns. (A, loaded along
+// its depth, takes 8 sectors a warp where along its rows it would take 4;
+// tried so, each of a thread's 4 loads had its own depth to check against
+// the slice's end, and in the 128-row tile nvcc used the loaded values 32
+// FMAs after the loads instead of 260: make sass-report.)
+template <class T, bool kBiasColumn = true>
+struct LinearWgradGemm : WgradGemm<T, kBiasColumn> {
+  static constexpr Along kBLoadsAlong = Along::kCols;
 };
 
 }  // namespace cnnfast

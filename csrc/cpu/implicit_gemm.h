@@ -799,6 +799,8 @@ struct CpuGemmEngine {
   // The direct GEMM's packed AVX-512 tiles already run AlexNet's 3×3
   // layers at 70-80% of this CPU's peak; Winograd is the CUDA engine's.
   static constexpr bool kWinograd = false;
+  // The bias gradient is wgrad's column of ones.
+  static constexpr bool kBiasGradApart = false;
   explicit CpuGemmEngine(const at::Tensor&) {}
 
   template <class View>

@@ -57,10 +57,6 @@ template <class T>
 const T* data_or_null(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
 }
-template <class T>
-T* mutable_data_or_null(const at::Tensor& t) {
-  return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
-}
 
 // The three gradients of a problem (conv2d's or linear's), as empty tensors
 // where not asked for, with the GEMM source of the gradient.
@@ -78,8 +74,9 @@ inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
 
 // dgrad (run_dgrad(tag, grad, weight, grad_x) runs the problem's own
 // views on the engine) and wgrad (Wgrad: WgradGemm or a view of its kind) of
-// a problem.
-template <template <class> class Wgrad, class Engine, class RunDgrad>
+// a problem. The bias gradient is wgrad's column of ones, or, on an engine
+// that sums it apart (kBiasGradApart), its own reduction.
+template <template <class, bool> class Wgrad, class Engine, class RunDgrad>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     const Engine& engine, const ConvProblem& p, const at::Tensor& grad_output,
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& output,
@@ -91,13 +88,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gemm_backward(
     using T = decltype(tag);
     const T* g = source.const_data_ptr<T>();
     if (mask[0]) run_dgrad(tag, g, filter.const_data_ptr<T>(), grads.grad_x.mutable_data_ptr<T>());
-    if (mask[1] || mask[2])
-      engine.run(per_group<Wgrad<T>>(p, [&](int64_t group) {
-        return Wgrad<T>{WgradGemm<T>{g, input.const_data_ptr<T>(),
-                                     mutable_data_or_null<T>(mask[1] ? grads.grad_w : at::Tensor()),
-                                     mutable_data_or_null<T>(mask[2] ? grads.grad_b : at::Tensor()),
-                                     p, group}};
+    constexpr bool kBiasColumn = !Engine::kBiasGradApart;
+    using View = Wgrad<T, kBiasColumn>;
+    T* const grad_b = mask[2] ? grads.grad_b.mutable_data_ptr<T>() : nullptr;
+    if (mask[1] || (kBiasColumn && mask[2]))
+      engine.run(per_group<View>(p, [&](int64_t group) {
+        return View{WgradGemm<T, kBiasColumn>{
+            g, input.const_data_ptr<T>(), mask[1] ? grads.grad_w.mutable_data_ptr<T>() : nullptr,
+            kBiasColumn ? grad_b : nullptr, p, group}};
       }));
+    if constexpr (!kBiasColumn) {
+      if (mask[2]) engine.bias_grad(g, grad_b, p);
+    }
   });
   return {grads.grad_x, grads.grad_w, grads.grad_b};
 }

@@ -2,12 +2,14 @@
 // The engine the op drivers (conv2d.h, linear.h) use on a launcher: CUDA
 // tensors, or CPU tensors under emulation. GEMM views run on the tiled
 // implicit-GEMM kernel (implicit_gemm.h); stride-1 3×3 convolutions by
-// Winograd's algorithm (winograd.h).
+// Winograd's algorithm (winograd.h); the bias gradient by a reduction
+// (bias_grad.h).
 #include <ATen/core/Tensor.h>
 
 #include <vector>
 
 #include "activation.h"
+#include "bias_grad.h"
 #include "implicit_gemm.h"
 #include "winograd.h"
 
@@ -18,6 +20,9 @@ template <class Launcher>
 struct TiledGemmEngine {
   static constexpr bool kHalfTypes = true;
   static constexpr bool kWinograd = true;
+  // The bias gradient by its own reduction (bias_grad.h), not as wgrad's
+  // column of ones.
+  static constexpr bool kBiasGradApart = true;
 
   Launcher launcher;
   at::TensorOptions options;
@@ -32,6 +37,11 @@ struct TiledGemmEngine {
   void winograd(const WinogradProblem& wp, const T* input, const T* weight, const T* bias, T* out,
                 Activation act) const {
     winograd_conv(launcher, options, wp, input, weight, bias, out, act);
+  }
+
+  template <class T>
+  void bias_grad(const T* grad, T* grad_bias, const ConvProblem& p) const {
+    launch_bias_grad(launcher, grad, grad_bias, p);
   }
 
   // grad · act'(out), elementwise: the activations' own backward kernel.

@@ -38,11 +38,11 @@
 // writes the depth tables (make sass-report), against 1,030 with the 64-bit
 // row and column arithmetic redone per load.
 //
-// Loads (T threads): each operand's along the index that runs along memory,
-// as the view declares (kAContiguous, kBContiguous; load_cell). Along the
+// Loads (T threads): A along its depth, B along the index the view names
+// (kBLoadsAlong: the one that runs along memory; load_cell). Along the
 // depth, thread t reads row (or column) t / 8 + (T / 8) i at depth t % 8: a
 // warp reads 8 consecutive elements of 4 rows (a filter's weights). Along
-// the rows (columns), the tile's elements are counted row (column) first:
+// the columns, thread t reads column t % 128 at depth t / 128 + (T / 128) i:
 // a warp reads 32 consecutive columns at one depth (pixels: coalesced for
 // stride-1 convolutions). They are gathers with padding, so they stay
 // scalar loads.
@@ -231,33 +231,22 @@ struct ImplicitGemmKernel {
     sh.b_depth[tile % kTableTiles][k] = view.b_depth(kd);
   }
 
-  // A thread's i-th load of an operand of kExtent rows (A) or columns (B) a
-  // tile: which row or column (index) at which depth of the tile (k). It is
-  // element tid + T i in the operand's order, written where it can be so
-  // that nvcc sees which part does not depend on i: as that element's
-  // quotient and remainder throughout, the 128-row tile's Winograd and
-  // linear input-gradient loops spilled (37 local accesses).
+  // A thread's i-th load of an operand: which row or column of the tile
+  // (index) at which depth (k). Written apart from i so that nvcc sees
+  // which part does not depend on it: as quotient and remainder of element
+  // tid + T i, the 128-row tile's Winograd and linear input-gradient loops
+  // spilled (37 local accesses).
   struct LoadCell {
     int index, k;
   };
-  template <int kExtent, Along kContiguous>
+  template <Along kAlong>
   static CNNFAST_HD LoadCell load_cell(int tid, int i) {
-    constexpr int kThreads = Tile::kThreads, kDepth = Tile::kDepth;
-    if constexpr (kContiguous == Along::kDepth) {
-      return {tid / kDepth + i * (kThreads / kDepth), tid % kDepth};
-    } else if constexpr (kThreads % kExtent == 0) {
-      return {tid % kExtent, tid / kExtent + i * (kThreads / kExtent)};
-    } else {
-      const int element = tid + kThreads * i;
-      return {element % kExtent, element / kExtent};
-    }
+    constexpr int kThreads = Tile::kThreads, kDepth = Tile::kDepth, kCols = Tile::kCols;
+    if constexpr (kAlong == Along::kDepth) return {tid / kDepth + i * (kThreads / kDepth), tid % kDepth};
+    return {tid % kCols, tid / kCols + i * (kThreads / kCols)};
   }
-  static CNNFAST_HD LoadCell a_cell(int tid, int i) {
-    return load_cell<Tile::kRows, View::kAContiguous>(tid, i);
-  }
-  static CNNFAST_HD LoadCell b_cell(int tid, int i) {
-    return load_cell<Tile::kCols, View::kBContiguous>(tid, i);
-  }
+  static CNNFAST_HD LoadCell a_cell(int tid, int i) { return load_cell<Along::kDepth>(tid, i); }
+  static CNNFAST_HD LoadCell b_cell(int tid, int i) { return load_cell<View::kBLoadsAlong>(tid, i); }
 
   CNNFAST_HD void load_tile(const ThreadIndex& t, const Span& s, int32_t tile, const Shared& sh,
                             Registers& r) const {

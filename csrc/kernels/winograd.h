@@ -31,8 +31,8 @@ namespace kernels {
 template <class T>
 struct WinogradGemm {
   using element_type = T;
-  // A: U's rows (input channels); B: V's rows (tiles).
-  static constexpr Along kAContiguous = Along::kDepth, kBContiguous = Along::kCols;
+  // B: V's rows (tiles).
+  static constexpr Along kBLoadsAlong = Along::kCols;
   const T* u;
   const T* v;
   T* m;
