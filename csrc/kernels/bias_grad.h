@@ -5,7 +5,7 @@
 // derivative). The CPU engine sums it as wgrad's column of ones; in the
 // tiled CUDA kernel that column's select after every B load kept the
 // loads' values and predicates live through the multiply, and with 128
-// registers nvcc consumed them 28-57 FMAs after issuing the loads instead
+// registers nvcc consumed them 26-57 FMAs after issuing the loads instead
 // of after the whole multiply (make sass-report: "FMAs from a load to its
 // use"), so each warp waited for global memory at every depth tile.
 #include <algorithm>
