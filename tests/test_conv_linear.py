@@ -52,6 +52,9 @@ CONV_CASES = [
     ("stride4_rect", 1, 3, 31, 29, 8, 11, 9, 4, 2, 1),
     ("groups3_prime", 3, 9, 13, 11, 15, 3, 2, 1, (1, 0), 3),
     ("rect_stride", 2, 5, 11, 17, 7, 3, 5, (2, 1), (0, 2), 1),
+    # A horizontal stride with padding wider than it and a width it does not
+    # divide: the CPU reads such an input's phases (cpu/phase_split.h).
+    ("stride_w3_wide_padding", 2, 4, 9, 22, 6, 4, 7, (1, 3), (2, 5), 2),
     ("kernel_is_padded_input", 2, 3, 5, 5, 4, 7, 7, 1, 1, 1),
     ("batch0", 0, 3, 8, 8, 4, 3, 3, 1, 1, 1),
     # One pixel, padding wider than the kernel (hypothesis found the CPU

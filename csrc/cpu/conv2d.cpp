@@ -6,6 +6,7 @@
 #include "../runtime.h"
 #include "direct_conv.h"
 #include "implicit_gemm.h"
+#include "phase_split.h"
 
 namespace cnnfast {
 namespace {
@@ -54,8 +55,10 @@ at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
     return emulate::conv2d_forward(x, weight, bias, stride, padding, groups, activation);
   const ConvProblem p =
       conv2d_problem(x, weight, bias, stride, padding, groups, activation, "conv2d", false);
-  if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type())))
+  if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type()))) {
+    if (p.stride_w > 1) return cpu::conv2d_forward_phase_split(x, weight, bias, p);
     return kernels::conv2d_forward<Engine>(x, weight, bias, stride, padding, groups, activation);
+  }
   const at::Tensor input = x.contiguous(), filter = weight.contiguous();
   const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor out = at::empty(kernels::conv2d_output_size(x, p), x.options());

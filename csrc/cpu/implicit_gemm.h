@@ -352,49 +352,38 @@ inline double packing_cost(const std::vector<GatherRun>& runs, int64_t count,
   return 20.0 * static_cast<double>(runs.size()) / static_cast<double>(count) + copy;
 }
 
-// A convolution's fprop packed along columns with AVX-512 masked moves:
-// every run is a piece of an output row within one strip. Stride 1 (runs
-// contiguous in the source, `strided` false): one masked load and store
-// per 16 lanes. Strided (AlexNet's conv1, stride 4; `strided` true): one
-// masked gather per 16 lanes — element-by-element copies along the depth,
-// the other way round, took as long as the GEMM itself. Store masks and
-// destinations are worked out once per tile, load masks (the padding)
-// once per depth row and run. Returns false, doing nothing, where the case
-// does not apply (no AVX-512, other runs, strided runs too short to fill a
-// gather).
 inline uint32_t lane_range(int64_t lo, int64_t hi) {  // bits [lo, hi) ∩ [0, 32)
   const auto below = [](int64_t n) { return n >= 32 ? ~0u : n <= 0 ? 0u : (1u << n) - 1u; };
   return hi > lo ? below(hi) & ~below(lo) : 0u;
 }
 
+// A convolution's fprop packed along columns with AVX-512 masked moves:
+// every run is a piece of an output row within one strip, contiguous in
+// the source (stride 1, or a strided convolution's phases: phase_split.h),
+// so one masked load and store per 16 lanes — element-by-element copies
+// along the depth, the other way round, took as long as the GEMM itself.
+// Store masks and destinations are worked out once per tile, load masks
+// (the padding) once per depth row and run. Returns false, doing nothing,
+// where the case does not apply (no AVX-512, other runs).
 template <class T, class View>
 bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vector<GatherCoord>& depth_coords,
-                     int64_t depth, T* dst, bool strided) {
+                     int64_t depth, T* dst) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     constexpr int64_t L = kLanes<T>, NR = kNR<T>;
     static_assert(NR == 2 * L, "a run spans at most two vectors");
-    bool any_strided = false;
-    for (const GatherRun& run : cols.runs) {
-      if (run.step_offset != 0 || cols.coords[run.first].ones()) return false;
-      any_strided = any_strided || (run.len > 1 && run.step_x != 1);
-    }
-    if (any_strided != strided || (strided && static_cast<int64_t>(cols.runs.size()) * 4 > cols.count))
-      return false;
+    for (const GatherRun& run : cols.runs)
+      if (run.step_offset != 0 || run.step_x > 1 || cols.coords[run.first].ones()) return false;
     const GatherBounds bounds = view.b_bounds();
     const T* src = view.b_source();
     const size_t runs = cols.runs.size();
-    std::vector<int64_t> target(runs), base(runs), step(runs);
+    std::vector<int64_t> target(runs), base(runs);
     std::vector<uint32_t> full(runs);
-    std::vector<__m512i> index(runs);
     for (size_t i = 0; i < runs; ++i) {
       const GatherRun& run = cols.runs[i];  // never crosses a strip: len <= NR
       target[i] = (run.first / NR) * depth * NR + run.first % NR;
       base[i] = run.offset + run.y * bounds.pitch + run.x;
       full[i] = lane_range(0, run.len);
-      step[i] = std::max<int64_t>(run.step_x, 1);
-      index[i] = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                    _mm512_set1_epi32(static_cast<int32_t>(step[i])));
     }
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
@@ -403,25 +392,19 @@ bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vecto
       for (size_t i = 0; i < runs; ++i) {
         const GatherRun& run = cols.runs[i];
         const int64_t y = d.y + run.y, x0 = d.x + run.x;
-        // Lanes t with 0 <= x0 + t * step < limit_x, on a row inside the image.
-        uint32_t load = 0;
-        if (y >= 0 && y < bounds.limit_y && x0 < bounds.limit_x) {
-          const int64_t lo = x0 >= 0 ? 0 : ceil_div(-x0, step[i]);
-          load = full[i] & lane_range(lo, ceil_div(bounds.limit_x - x0, step[i]));
-        }
+        // Lanes t with 0 <= x0 + t < limit_x, on a row inside the image.
+        const uint32_t load = y >= 0 && y < bounds.limit_y ? full[i] & lane_range(-x0, bounds.limit_x - x0) : 0u;
         for (int64_t half = 0; half < 2 && (full[i] >> (half * L)) != 0; ++half) {
           const auto mask = static_cast<__mmask16>(load >> (half * L));
-          const T* at = from + base[i] + half * L * step[i];
-          const __m512 v = strided ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index[i], at, sizeof(T))
-                                   : _mm512_maskz_loadu_ps(mask, at);
-          _mm512_mask_storeu_ps(out + target[i] + half * L, static_cast<__mmask16>(full[i] >> (half * L)), v);
+          _mm512_mask_storeu_ps(out + target[i] + half * L, static_cast<__mmask16>(full[i] >> (half * L)),
+                                _mm512_maskz_loadu_ps(mask, from + base[i] + half * L));
         }
       }
     }
     return true;
   }
 #endif
-  (void)view, (void)cols, (void)depth_coords, (void)depth, (void)dst, (void)strided;
+  (void)view, (void)cols, (void)depth_coords, (void)depth, (void)dst;
   return false;
 }
 
@@ -542,10 +525,9 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
     return;
   }
   if (pack_b_transposed(view, cols, depth_coords, depth, dst)) return;
-  if (pack_pixel_runs(view, cols, depth_coords, depth, dst, /*strided=*/true)) return;
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
   if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {
-    if (pack_pixel_runs(view, cols, depth_coords, depth, dst, /*strided=*/false)) return;
+    if (pack_pixel_runs(view, cols, depth_coords, depth, dst)) return;
     for (int64_t kk = 0; kk < depth; ++kk) {
       const GatherCoord& d = depth_coords[kk];
       for (const GatherRun& run : cols.runs) {
