@@ -100,7 +100,7 @@ def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True
         from .. import info
 
         built = info()
-        limits = device_limits(device, built["cpu_isa"])
+        limits = device_limits(device)
         report = _environment(device, dtype, built, limits, tf32)
         results = []
         for case in _progress(cases, progress):
