@@ -18,6 +18,12 @@
 #                                       "profile" (not run by default): Nsight
 #                                       Compute over tools/gpu_profile.py
 #   GPU_CHECK_LIMITS="bench=120"        other limits, in seconds, per step
+#   GPU_CHECK_BUDGET=540                the whole run's seconds (default 540,
+#                                       inside a 10-minute call): a step gets
+#                                       at most what is left, and is skipped
+#                                       with under 30 s left. summary.md is
+#                                       rewritten after every step, so a run
+#                                       stopped from outside keeps what it did
 #   GPU_CHECK_PREBUILT=1                skip the build when the extension
 #                                       already imports with CUDA compiled in
 set -u
@@ -37,14 +43,42 @@ limit_of() {  # limit_of NAME DEFAULT_S
     echo "$2"
 }
 
+BUDGET=${GPU_CHECK_BUDGET:-540}
+
+write_summary() {  # summary.md from what has run so far
+    {
+        echo "# make gpu-check, $(date -u +%F)"
+        echo; echo '```'; cat "$REPORT/info.txt" 2>/dev/null; echo '```'
+        for name in build cuda-tests bench bench-direct breakdown demo memcheck racecheck profile; do
+            echo; echo "## $name: ${STATUS[$name]:-not run}"
+            # The bench's table follows below; its log's end shows a failure.
+            [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
+        done
+        echo; sed -n '/^| case/,/^$/p' "$REPORT/bench.log" 2>/dev/null
+        if [ -f "$REPORT/bench-direct.log" ]; then
+            echo; echo "### The same layers with CNNFAST_WINOGRAD=0"
+            echo; sed -n '/^| case/,/^$/p' "$REPORT/bench-direct.log"
+        fi
+        [ -f "$REPORT/breakdown.log" ] && { echo; grep -v '^USDT' "$REPORT/breakdown.log"; }
+    } > "$REPORT/summary.md"
+}
+
 step() {  # step NAME DEFAULT_LIMIT_S COMMAND...: runs it with its output in NAME.log
-    local name=$1 limit; limit=$(limit_of "$1" "$2"); shift 2
+    local name=$1 limit left; limit=$(limit_of "$1" "$2"); shift 2
+    left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 30 ]; then
+        STATUS[$name]="skipped: ${left} s of the ${BUDGET} s budget left"
+        echo "$name: ${STATUS[$name]}"
+        return 1
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     local begin=$SECONDS
     timeout --kill-after=10 "$limit" "$@" > "$REPORT/$name.log" 2>&1
     local rc=$?
     STATUS[$name]="exit $rc, $((SECONDS - begin)) s"
     [ $rc -eq 124 ] && STATUS[$name]+=" (stopped at its ${limit} s limit)"
     echo "$name: ${STATUS[$name]}"
+    write_summary
     return $rc
 }
 
@@ -111,19 +145,5 @@ if wanted profile; then
         "$PY" tools/gpu_profile.py
 fi
 
-{
-    echo "# make gpu-check, $(date -u +%F)"
-    echo; echo '```'; cat "$REPORT/info.txt"; echo '```'
-    for name in build cuda-tests bench bench-direct breakdown demo memcheck racecheck profile; do
-        echo; echo "## $name: ${STATUS[$name]:-not run}"
-        # The bench's table follows below; its log's end shows a failure.
-        [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
-    done
-    echo; sed -n '/^| case/,/^$/p' "$REPORT/bench.log" 2>/dev/null
-    if [ -f "$REPORT/bench-direct.log" ]; then
-        echo; echo "### The same layers with CNNFAST_WINOGRAD=0"
-        echo; sed -n '/^| case/,/^$/p' "$REPORT/bench-direct.log"
-    fi
-    [ -f "$REPORT/breakdown.log" ] && { echo; grep -v '^USDT' "$REPORT/breakdown.log"; }
-} > "$REPORT/summary.md"
+write_summary
 cat "$REPORT/summary.md"
