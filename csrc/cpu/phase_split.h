@@ -8,14 +8,13 @@
 // columns read consecutive elements, so the packing copies runs with masked
 // vector moves instead of picking every S-th element (on an AMD EPYC the
 // strided packing took a sixth of conv1's forward pass). The split costs
-// one pass over the input.
+// one pass over the input. The forward only: the backward's GEMMs read the
+// input as it is.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
-#include <algorithm>
 #include <optional>
-#include <vector>
 
 #include "../common/conv2d.h"
 #include "../kernels/conv2d.h"
@@ -80,15 +79,15 @@ inline at::Tensor conv2d_forward_phase_split(const at::Tensor& x, const at::Tens
                                              const std::optional<at::Tensor>& bias, const ConvProblem& p) {
   const CpuGemmEngine engine(x);
   const int64_t phase_len = ceil_div(p.w, p.stride_w);
-  return kernels::gemm_forward<CpuGemmEngine>(
-      x, weight, bias, kernels::conv2d_output_size(x, p), [&](auto tag, auto input, auto filter, auto shift, auto out) {
-        using T = decltype(tag);
-        const at::Tensor phases = at::empty({p.n * p.c * p.h * p.stride_w * phase_len}, x.options());
-        split_phases(input, p.n * p.c * p.h, p.w, p.stride_w, phase_len, phases.mutable_data_ptr<T>());
-        engine.run(kernels::per_group<PhaseSplitFpropGemm<T>>(p, [&](int64_t group) {
-          return PhaseSplitFpropGemm<T>{{input, filter, shift, out, p, group}, phases.const_data_ptr<T>(), phase_len};
-        }));
-      });
+  const auto run = [&](auto tag, auto input, auto filter, auto shift, auto out) {
+    using T = decltype(tag);
+    const at::Tensor phases = at::empty({p.n * p.c * p.h * p.stride_w * phase_len}, x.options());
+    split_phases(input, p.n * p.c * p.h, p.w, p.stride_w, phase_len, phases.mutable_data_ptr<T>());
+    engine.run(kernels::per_group<PhaseSplitFpropGemm<T>>(p, [&](int64_t group) {
+      return PhaseSplitFpropGemm<T>{{input, filter, shift, out, p, group}, phases.const_data_ptr<T>(), phase_len};
+    }));
+  };
+  return kernels::gemm_forward<CpuGemmEngine>(x, weight, bias, kernels::conv2d_output_size(x, p), run);
 }
 
 }  // namespace cpu
