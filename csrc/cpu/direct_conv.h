@@ -159,7 +159,7 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
         for (int64_t s = s_begin; s < s_end; ++s, wv += KB) {
           V x[PB];
           for (int pb = 0; pb < PB; ++pb)
-            std::memcpy(&x[pb], row + ((q0 + pb) * d.stride_w + s) * L, sizeof(V));
+            x[pb] = load_vector(row + ((q0 + pb) * d.stride_w + s) * L);
           for (int kb = 0; kb < KB; ++kb)
             for (int pb = 0; pb < PB; ++pb) acc[kb][pb] += wv[kb] * x[pb];
         }
@@ -167,7 +167,7 @@ void direct_row(const DirectConv& d, const ImageGroup<T>& in, const T* weights, 
     for (int64_t k = k0; k < k_end; ++k)
       for (int pb = 0; pb < PB; ++pb) {
         const V v = activate_lanes<T>(acc[k - k0][pb] + (bias == nullptr ? T(0) : bias[k]), d.act);
-        std::memcpy(dst + ((k * d.p + oh) * q_padded + q0 + pb) * L, &v, sizeof(V));
+        store_vector(dst + ((k * d.p + oh) * q_padded + q0 + pb) * L, v);
       }
   }
 }
@@ -235,12 +235,11 @@ void pool_lanes(const T* src, int64_t planes, int64_t p, int64_t q_padded, LaneP
         V sum = {};
         for (int64_t a = 0; a < pool.h; ++a)
           for (int64_t b = 0; b < pool.w; ++b) {
-            V v;
-            std::memcpy(&v, src + ((plane * p + i * pool.h + a) * q_padded + j * pool.w + b) * L, sizeof(V));
+            const V v = load_vector(src + ((plane * p + i * pool.h + a) * q_padded + j * pool.w + b) * L);
             sum += v;
           }
         sum = sum / cells;
-        std::memcpy(dst + ((plane * p2 + i) * q2 + j) * L, &sum, sizeof(V));
+        store_vector(dst + ((plane * p2 + i) * q2 + j) * L, sum);
       }
 }
 
@@ -326,7 +325,8 @@ void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const Imag
   using V = typename VectorOf<T>::type;
   constexpr int64_t L = kLanes<T>;
   V acc[KB][SB];
-  std::memcpy(acc, sums, sizeof(acc));
+  for (int kb = 0; kb < KB; ++kb)
+    for (int sb = 0; sb < SB; ++sb) acc[kb][sb] = load_vector(sums + (kb * SB + sb) * L);
   // The taps' and channels' rows are fixed before the pixel loop (missing
   // ones repeat the first), and each gradient vector is loaded just before
   // its FMAs: 20 accumulators, 5 inputs and 1 gradient stay in registers.
@@ -339,15 +339,15 @@ void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const Imag
     for (int kb = 0; kb < KB; ++kb) g_rows[kb] = grad.at(k0 + (kb < count ? kb : 0), oh, 0);
     for (int64_t ow = 0; ow < d.q; ++ow) {
       V x[SB];
-      for (int sb = 0; sb < SB; ++sb) std::memcpy(&x[sb], x_taps[sb] + ow * step, sizeof(V));
+      for (int sb = 0; sb < SB; ++sb) x[sb] = load_vector(x_taps[sb] + ow * step);
       for (int kb = 0; kb < KB; ++kb) {
-        V g;
-        std::memcpy(&g, g_rows[kb] + ow * L, sizeof(V));
+        const V g = load_vector(g_rows[kb] + ow * L);
         for (int sb = 0; sb < SB; ++sb) acc[kb][sb] += g * x[sb];
       }
     }
   }
-  std::memcpy(sums, acc, sizeof(acc));
+  for (int kb = 0; kb < KB; ++kb)
+    for (int sb = 0; sb < SB; ++sb) store_vector(sums + (kb * SB + sb) * L, acc[kb][sb]);
 }
 
 // Every image group of the gradient (N, K, P, Q), multiplied by the
@@ -433,8 +433,7 @@ void direct_wgrad(const DirectConv& d, const T* grad_groups, const T* x, T* grad
         for (int64_t image_group = 0; image_group < image_groups; ++image_group) {
           const T* plane = g[image_group].at(k, 0, 0);
           for (int64_t i = 0; i < d.p * d.q; ++i) {
-            V v;
-            std::memcpy(&v, plane + i * L, sizeof(V));
+            const V v = load_vector(plane + i * L);
             acc += v;
           }
         }

@@ -27,13 +27,9 @@ void map_lanes(const T* __restrict a, T* __restrict dst, int64_t begin, int64_t 
   constexpr int64_t L = kLanes<T>;
   int64_t i = begin;
   for (; i + 2 * L <= end; i += 2 * L) {
-    V first, second;
-    std::memcpy(&first, a + i, sizeof(V));
-    std::memcpy(&second, a + i + L, sizeof(V));
-    first = f(first);
-    second = f(second);
-    std::memcpy(dst + i, &first, sizeof(V));
-    std::memcpy(dst + i + L, &second, sizeof(V));
+    const V first = f(load_vector(a + i)), second = f(load_vector(a + i + L));
+    store_vector(dst + i, first);
+    store_vector(dst + i + L, second);
   }
   for (; i < end; i += L) {
     const int64_t count = std::min(L, end - i);

@@ -30,9 +30,6 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -120,7 +117,7 @@ void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, in
   for (int i = 0; i < kMR; ++i)
     for (int j = 0; j < kNV; ++j) {
       if (accumulate)
-        std::memcpy(&acc[i][j], c + i * kNR<T> + j * L, sizeof(V));
+        acc[i][j] = load_vector(c + i * kNR<T> + j * L);
       else
         acc[i][j] = V{};
     }
@@ -132,14 +129,14 @@ void microkernel(int64_t depth, const T* __restrict a, const T* __restrict b, in
       for (int64_t line = 0; line < kNR<T> * int64_t(sizeof(T)); line += 64)
         __builtin_prefetch(reinterpret_cast<const char*>(b + (kk + kPrefetchRows) * b_stride) + line);
     V bv[kNV];
-    for (int j = 0; j < kNV; ++j) std::memcpy(&bv[j], b + kk * b_stride + j * L, sizeof(V));
+    for (int j = 0; j < kNV; ++j) bv[j] = load_vector(b + kk * b_stride + j * L);
     for (int i = 0; i < kMR; ++i) {
       const T ai = a[kk * kMR + i];
       for (int j = 0; j < kNV; ++j) acc[i][j] += ai * bv[j];
     }
   }
   for (int i = 0; i < kMR; ++i)
-    for (int j = 0; j < kNV; ++j) std::memcpy(c + i * kNR<T> + j * L, &acc[i][j], sizeof(V));
+    for (int j = 0; j < kNV; ++j) store_vector(c + i * kNR<T> + j * L, acc[i][j]);
 }
 
 // The activation of each lane.
@@ -270,27 +267,21 @@ inline std::vector<GatherRun> find_runs(const std::vector<GatherCoord>& coords, 
 }
 
 // dst[0, len) = from[0, len) where t is in [lo, hi), else 0: a contiguous
-// run. AVX-512 does it with one masked load and one masked store per vector
-// (masked-off lanes never fault, so `from` may point before the tensor).
+// run, one masked load and one masked store per vector (masked-off lanes
+// never fault, so `from` may point before the tensor).
 template <class T>
 inline __attribute__((always_inline)) void copy_contiguous(const T* from, int64_t lo, int64_t hi,
                                                            int64_t len, T* dst) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+  if constexpr (kMaskedMoves && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
     constexpr int64_t L = kLanes<T>;
     for (int64_t t0 = 0; t0 < len; t0 += L) {
       const int64_t n = std::min(L, len - t0);
       const int64_t a = std::clamp<int64_t>(lo - t0, 0, n), b = std::clamp<int64_t>(hi - t0, a, n);
       const uint32_t store = (1u << n) - 1u, load = ((1u << b) - 1u) & ~((1u << a) - 1u);
-      if constexpr (std::is_same_v<T, float>)
-        _mm512_mask_storeu_ps(dst + t0, store, _mm512_maskz_loadu_ps(load, from + t0));
-      else
-        _mm512_mask_storeu_pd(dst + t0, static_cast<__mmask8>(store),
-                              _mm512_maskz_loadu_pd(static_cast<__mmask8>(load), from + t0));
+      store_lanes(dst + t0, load_lanes(from + t0, load), store);
     }
     return;
   }
-#endif
   for (int64_t t = 0; t < len; ++t) dst[t] = t >= lo && t < hi ? from[t] : T(0);
 }
 
@@ -357,19 +348,18 @@ inline uint32_t lane_range(int64_t lo, int64_t hi) {  // bits [lo, hi) ∩ [0, 3
   return hi > lo ? below(hi) & ~below(lo) : 0u;
 }
 
-// A convolution's fprop packed along columns with AVX-512 masked moves:
+// A convolution's fprop packed along columns with masked moves:
 // every run is a piece of an output row within one strip, contiguous in
 // the source (stride 1, or a strided convolution's phases: phase_split.h),
-// so one masked load and store per 16 lanes — element-by-element copies
+// so one masked load and store per vector — element-by-element copies
 // along the depth, the other way round, took as long as the GEMM itself.
 // Store masks and destinations are worked out once per tile, load masks
 // (the padding) once per depth row and run. Returns false, doing nothing,
-// where the case does not apply (no AVX-512, other runs).
+// where the case does not apply (no masked moves, other runs).
 template <class T, class View>
 bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vector<GatherCoord>& depth_coords,
                      int64_t depth, T* dst) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (kMaskedMoves && std::is_same_v<T, float>) {
     constexpr int64_t L = kLanes<T>, NR = kNR<T>;
     static_assert(NR == 2 * L, "a run spans at most two vectors");
     for (const GatherRun& run : cols.runs)
@@ -394,35 +384,31 @@ bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vecto
         const int64_t y = d.y + run.y, x0 = d.x + run.x;
         // Lanes t with 0 <= x0 + t < limit_x, on a row inside the image.
         const uint32_t load = y >= 0 && y < bounds.limit_y ? full[i] & lane_range(-x0, bounds.limit_x - x0) : 0u;
-        for (int64_t half = 0; half < 2 && (full[i] >> (half * L)) != 0; ++half) {
-          const auto mask = static_cast<__mmask16>(load >> (half * L));
-          _mm512_mask_storeu_ps(out + target[i] + half * L, static_cast<__mmask16>(full[i] >> (half * L)),
-                                _mm512_maskz_loadu_ps(mask, from + base[i] + half * L));
-        }
+        for (int64_t half = 0; half < 2 && (full[i] >> (half * L)) != 0; ++half)
+          store_lanes(out + target[i] + half * L, load_lanes(from + base[i] + half * L, load >> (half * L)),
+                      full[i] >> (half * L));
       }
     }
     return true;
   }
-#endif
   (void)view, (void)cols, (void)depth_coords, (void)depth, (void)dst;
   return false;
 }
 
 // Packing an operand whose rows (A) or columns (B) each lie contiguous
 // along the depth — linear's x and weight, a convolution's weight — is a
-// transpose: 16 × 16 float blocks in registers (AVX-512), not element-wise
-// strided copies. `lines[i]` starts line i (null: a line of zeros); block
-// row u, lane i ends up as element kk0 + u of line i.
-#if defined(__AVX512F__)
+// transpose: kLanes × kLanes float blocks in registers (16 × 16 with
+// AVX-512, 8 × 8 with AVX2), not element-wise strided copies. `lines[i]`
+// starts line i (null: a line of zeros); block row u, lane i ends up as
+// element kk0 + u of line i.
+constexpr int64_t kBlockLanes = kLanes<float>;
+
 inline void transpose_lines(const float* const* lines, int64_t kk0, int64_t depth, VectorOf<float>::type* block) {
   using V = VectorOf<float>::type;
-  const int64_t count = std::min<int64_t>(16, depth - kk0);
-  const __mmask16 mask = static_cast<__mmask16>(count == 16 ? 0xFFFF : (1u << count) - 1u);
-  for (int i = 0; i < 16; ++i)
-    block[i] = lines[i] == nullptr ? V{} : reinterpret_cast<V>(_mm512_maskz_loadu_ps(mask, lines[i] + kk0));
+  const uint32_t mask = (1u << std::min(kBlockLanes, depth - kk0)) - 1u;
+  for (int64_t i = 0; i < kBlockLanes; ++i) block[i] = lines[i] == nullptr ? V{} : load_lanes(lines[i] + kk0, mask);
   transpose_block<float>(block);
 }
-#endif
 
 // Whether every (depth, column) element of B is src[depth offset + column
 // offset] with the depth offsets consecutive: 1×1 images, no padding, no
@@ -446,26 +432,23 @@ bool b_is_depth_contiguous(const View& view, const TileColumns& cols, const std:
 template <class T, class View>
 bool pack_b_transposed(const View& view, const TileColumns& cols, const std::vector<GatherCoord>& depth_coords,
                        int64_t depth, T* dst) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    constexpr int64_t NR = kNR<float>;
+  if constexpr (kMaskedMoves && std::is_same_v<T, float>) {
+    constexpr int64_t NR = kNR<float>, L = kBlockLanes;
     if (!b_is_depth_contiguous(view, cols, depth_coords, depth)) return false;
     const float* src = view.b_source() + depth_coords[0].offset;
-    for (int64_t j0 = 0; j0 < cols.count; j0 += 16) {
-      const float* lines[16];
-      for (int64_t i = 0; i < 16; ++i)
-        lines[i] = j0 + i < cols.count ? src + cols.coords[j0 + i].offset : nullptr;
+    for (int64_t j0 = 0; j0 < cols.count; j0 += L) {
+      const float* lines[L];
+      for (int64_t i = 0; i < L; ++i) lines[i] = j0 + i < cols.count ? src + cols.coords[j0 + i].offset : nullptr;
       float* strip = dst + (j0 / NR) * depth * NR + j0 % NR;
-      for (int64_t kk0 = 0; kk0 < depth; kk0 += 16) {
-        VectorOf<float>::type block[16];
+      for (int64_t kk0 = 0; kk0 < depth; kk0 += L) {
+        VectorOf<float>::type block[L];
         transpose_lines(lines, kk0, depth, block);
-        for (int64_t u = 0; u < std::min<int64_t>(16, depth - kk0); ++u)
-          std::memcpy(strip + (kk0 + u) * NR, &block[u], sizeof(block[u]));
+        for (int64_t u = 0; u < std::min(L, depth - kk0); ++u)
+          store_vector(strip + (kk0 + u) * NR, block[u]);
       }
     }
     return true;
   }
-#endif
   return false;
 }
 
@@ -479,23 +462,21 @@ bool a_is_depth_contiguous(const View& view, int64_t kd0, int64_t depth) {
 
 template <class T, class View>
 bool pack_a_transposed(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t depth, T* dst) {
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    static_assert(kMR <= 16, "an A strip's rows fit one transposed block");
+  if constexpr (kMaskedMoves && std::is_same_v<T, float>) {
+    constexpr int64_t L = kBlockLanes;
+    static_assert(kMR <= L, "an A strip's rows fit one transposed block");
     if (!a_is_depth_contiguous(view, kd0, depth)) return false;
     const float* a = view.a_rows() + m0 * view.a_row_stride() + view.a_offset(kd0);
-    const float* lines[16];
-    for (int64_t i = 0; i < 16; ++i)
-      lines[i] = i < kMR && m0 + i < rows ? a + i * view.a_row_stride() : nullptr;
-    for (int64_t kk0 = 0; kk0 < depth; kk0 += 16) {
-      VectorOf<float>::type block[16];
+    const float* lines[L];
+    for (int64_t i = 0; i < L; ++i) lines[i] = i < kMR && m0 + i < rows ? a + i * view.a_row_stride() : nullptr;
+    for (int64_t kk0 = 0; kk0 < depth; kk0 += L) {
+      VectorOf<float>::type block[L];
       transpose_lines(lines, kk0, depth, block);
-      for (int64_t u = 0; u < std::min<int64_t>(16, depth - kk0); ++u)
+      for (int64_t u = 0; u < std::min(L, depth - kk0); ++u)
         std::memcpy(dst + (kk0 + u) * kMR, &block[u], kMR * sizeof(float));
     }
     return true;
   }
-#endif
   return false;
 }
 

@@ -24,11 +24,10 @@ void dot_rows(const T* x, const T* w, int64_t rows, int64_t in, T* sums /*[kDotF
   int64_t c = 0;
   for (; c + L <= in; c += L) {
     V wv[kDotFeatures];
-    for (int64_t f = 0; f < kDotFeatures; ++f) std::memcpy(&wv[f], w + f * in + c, sizeof(V));
+    for (int64_t f = 0; f < kDotFeatures; ++f) wv[f] = cpu::load_vector(w + f * in + c);
     for (int64_t n = 0; n < kDotRows; ++n) {
       if (n >= rows) break;
-      V xv;
-      std::memcpy(&xv, x + n * in + c, sizeof(V));
+      const V xv = cpu::load_vector(x + n * in + c);
       for (int64_t f = 0; f < kDotFeatures; ++f) acc[f][n] += wv[f] * xv;
     }
   }
