@@ -402,6 +402,7 @@ bool pack_pixel_runs(const View& view, const TileColumns& cols, const std::vecto
 // starts line i (null: a line of zeros); block row u, lane i ends up as
 // element kk0 + u of line i.
 constexpr int64_t kBlockLanes = kLanes<float>;
+static_assert(!kMaskedMoves || kMR <= kBlockLanes, "an A strip's rows fit one transposed block");
 
 inline void transpose_lines(const float* const* lines, int64_t kk0, int64_t depth, VectorOf<float>::type* block) {
   using V = VectorOf<float>::type;
@@ -464,7 +465,6 @@ template <class T, class View>
 bool pack_a_transposed(const View& view, int64_t m0, int64_t rows, int64_t kd0, int64_t depth, T* dst) {
   if constexpr (kMaskedMoves && std::is_same_v<T, float>) {
     constexpr int64_t L = kBlockLanes;
-    static_assert(kMR <= L, "an A strip's rows fit one transposed block");
     if (!a_is_depth_contiguous(view, kd0, depth)) return false;
     const float* a = view.a_rows() + m0 * view.a_row_stride() + view.a_offset(kd0);
     const float* lines[L];
