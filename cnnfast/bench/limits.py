@@ -44,7 +44,8 @@ def measured_cpu_tflops(size=2048):
     three 2048³ products on the bench's threads): a floor under the peak,
     taken because an estimate from the CPU's flags and clock was wrong by
     up to 2× — a VM reports its nominal clock, and AVX-512 does not say how
-    many FMA units run 512-bit vectors (one on an AMD EPYC, two on a Xeon)."""
+    many FMA units run 512-bit vectors (one on this AMD EPYC, two on some
+    Xeons)."""
     from .timing import time_once
 
     a = torch.randn(size, size)

@@ -60,7 +60,8 @@ template <class T>
 inline __attribute__((always_inline)) __m256i lane_mask(uint32_t bits) {
   if constexpr (sizeof(T) == 4) {
     const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), lane_bit), lane_bit);
+    const __m256i lanes = _mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), lane_bit);
+    return _mm256_cmpeq_epi32(lanes, lane_bit);
   } else {
     const __m256i lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
     return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane_bit), lane_bit);
@@ -72,8 +73,10 @@ template <class T>
 inline __attribute__((always_inline)) typename VectorOf<T>::type load_lanes(const T* p, uint32_t bits) {
   using V = typename VectorOf<T>::type;
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) return reinterpret_cast<V>(_mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p));
-  if constexpr (std::is_same_v<T, double>) return reinterpret_cast<V>(_mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p));
+  if constexpr (std::is_same_v<T, float>)
+    return reinterpret_cast<V>(_mm512_maskz_loadu_ps(static_cast<__mmask16>(bits), p));
+  if constexpr (std::is_same_v<T, double>)
+    return reinterpret_cast<V>(_mm512_maskz_loadu_pd(static_cast<__mmask8>(bits), p));
 #elif defined(__AVX2__)
   if constexpr (std::is_same_v<T, float>) return reinterpret_cast<V>(_mm256_maskload_ps(p, lane_mask<T>(bits)));
   if constexpr (std::is_same_v<T, double>) return reinterpret_cast<V>(_mm256_maskload_pd(p, lane_mask<T>(bits)));
@@ -87,11 +90,15 @@ inline __attribute__((always_inline)) typename VectorOf<T>::type load_lanes(cons
 template <class T>
 inline __attribute__((always_inline)) void store_lanes(T* p, typename VectorOf<T>::type v, uint32_t bits) {
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) return _mm512_mask_storeu_ps(p, static_cast<__mmask16>(bits), reinterpret_cast<__m512>(v));
-  if constexpr (std::is_same_v<T, double>) return _mm512_mask_storeu_pd(p, static_cast<__mmask8>(bits), reinterpret_cast<__m512d>(v));
+  if constexpr (std::is_same_v<T, float>)
+    return _mm512_mask_storeu_ps(p, static_cast<__mmask16>(bits), reinterpret_cast<__m512>(v));
+  if constexpr (std::is_same_v<T, double>)
+    return _mm512_mask_storeu_pd(p, static_cast<__mmask8>(bits), reinterpret_cast<__m512d>(v));
 #elif defined(__AVX2__)
-  if constexpr (std::is_same_v<T, float>) return _mm256_maskstore_ps(p, lane_mask<T>(bits), reinterpret_cast<__m256>(v));
-  if constexpr (std::is_same_v<T, double>) return _mm256_maskstore_pd(p, lane_mask<T>(bits), reinterpret_cast<__m256d>(v));
+  if constexpr (std::is_same_v<T, float>)
+    return _mm256_maskstore_ps(p, lane_mask<T>(bits), reinterpret_cast<__m256>(v));
+  if constexpr (std::is_same_v<T, double>)
+    return _mm256_maskstore_pd(p, lane_mask<T>(bits), reinterpret_cast<__m256d>(v));
 #endif
   for (int64_t i = 0; i < kLanes<T>; ++i)
     if (bits >> i & 1u) p[i] = v[i];
