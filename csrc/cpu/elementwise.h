@@ -7,7 +7,6 @@
 #include <ATen/ops/empty_like.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "../common/checks.h"
 #include "vec_math.h"

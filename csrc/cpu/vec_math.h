@@ -8,7 +8,6 @@
 #endif
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 namespace cnnfast {
