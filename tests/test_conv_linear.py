@@ -164,6 +164,32 @@ def test_conv2d_avg_pool2d_errors():
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layer", ["conv2d", "linear"])
+def test_bias_grad_of_few_channels_over_many_elements(layer, device):
+    """Few output channels over many images and pixels: the CUDA engine sums
+    each channel's bias gradient in several slices (kernels/bias_grad.h),
+    which here end in the middle of an image (conv2d) or of the batch."""
+    gen = torch.Generator().manual_seed(4)
+    if layer == "conv2d":
+        x = torch.randn(7, 1, 50, 50, generator=gen, dtype=torch.float64)
+        weight = torch.randn(2, 1, 3, 3, generator=gen, dtype=torch.float64)
+        ours = lambda x_, w_, b_: cnnfast.conv2d(x_, w_, b_, 1, 0, 1, "tanh")  # noqa: E731
+        theirs = lambda x_, w_, b_: reference_conv(x_, w_, b_, 1, 0, 1, "tanh")  # noqa: E731
+    else:
+        x = torch.randn(9001, 3, generator=gen, dtype=torch.float64)
+        weight = torch.randn(2, 3, generator=gen, dtype=torch.float64)
+        ours = lambda x_, w_, b_: cnnfast.linear(x_, w_, b_, "tanh")  # noqa: E731
+        theirs = lambda x_, w_, b_: reference_linear(x_, w_, b_, "tanh")  # noqa: E731
+    bias = torch.randn(2, generator=gen, dtype=torch.float64)
+    b_ours, b_ref = bias.to(device).clone().requires_grad_(), bias.clone().requires_grad_()
+    out = ours(x.to(device), weight.to(device), b_ours)
+    grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    out.backward(grad.to(device))
+    theirs(x, weight, b_ref).backward(grad)
+    assert_close(b_ours.grad.cpu(), b_ref.grad, torch.float64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_alexnet_conv1_float32_within_1e5(device):
     """float32 against the float64 reference on AlexNet's conv1: within 1e-5
     relative to the output's scale; the weight and bias gradients too."""
@@ -320,9 +346,11 @@ def test_conv2d_winograd_dtypes(device, dtype):
     case = ("winograd_dtypes", 2, 64, 13, 13, 64, 3, 3, 1, 1, 2)
     x, weight, bias, stride, padding, groups = conv_inputs(case, "cpu", torch.float64)
     xs, ws, bs = (t.to(dtype) for t in (x, weight, bias))
-    x64 = xs.double().requires_grad_()
+    # Leaves of their own: for float64, .double() and .to("cpu") return xs
+    # itself, and both gradients would land on one tensor.
+    x64 = xs.double().clone().requires_grad_()
     expected = reference_conv(x64, ws.double(), bs.double(), stride, padding, groups, "tanh")
-    x_in = xs.to(device).requires_grad_()
+    x_in = xs.to(device).clone().requires_grad_()
     out = cnnfast.conv2d(x_in, ws.to(device), bs.to(device), stride, padding, groups, "tanh")
     assert out.dtype == dtype
     grad = torch.randn(expected.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)

@@ -15,6 +15,10 @@
 #                                       at batch 128, kernel by kernel, for
 #                                       cnnfast and torch
 #                                       (tools/step_breakdown.py);
+#                                       "pool-bandwidth": max pooling's
+#                                       kernels back to back, GB/s against
+#                                       the data sheet and a copy
+#                                       (tools/pool_bandwidth.py);
 #                                       "profile" (not run by default): Nsight
 #                                       Compute over tools/gpu_profile.py
 #   GPU_CHECK_LIMITS="bench=120"        other limits, in seconds, per step
@@ -29,7 +33,7 @@
 set -u
 PY=${GPU_PY:-python3}
 REPORT=${1:-gpu-check-report}
-STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct breakdown demo memcheck racecheck}
+STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct breakdown pool-bandwidth demo memcheck racecheck}
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
 mkdir -p "$REPORT"
@@ -49,7 +53,7 @@ write_summary() {  # summary.md from what has run so far
     {
         echo "# make gpu-check, $(date -u +%F)"
         echo; echo '```'; cat "$REPORT/info.txt" 2>/dev/null; echo '```'
-        for name in build cuda-tests bench bench-direct breakdown demo memcheck racecheck profile; do
+        for name in build cuda-tests bench bench-direct breakdown pool-bandwidth demo memcheck racecheck profile; do
             echo; echo "## $name: ${STATUS[$name]:-not run}"
             # The bench's table follows below; its log's end shows a failure.
             [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
@@ -60,6 +64,7 @@ write_summary() {  # summary.md from what has run so far
             echo; sed -n '/^| case/,/^$/p' "$REPORT/bench-direct.log"
         fi
         [ -f "$REPORT/breakdown.log" ] && { echo; grep -v '^USDT' "$REPORT/breakdown.log"; }
+        [ -f "$REPORT/pool-bandwidth.log" ] && { echo; cat "$REPORT/pool-bandwidth.log"; }
     } > "$REPORT/summary.md"
 }
 
@@ -114,6 +119,9 @@ fi
 if wanted breakdown; then
     step breakdown 120 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" tools/step_breakdown.py \
         --device cuda --batch 128 --steps 5
+fi
+if wanted pool-bandwidth; then
+    step pool-bandwidth 60 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" tools/pool_bandwidth.py
 fi
 if wanted demo; then
     step demo 180 "$PY" -m cnnfast demo --output "$REPORT/demo" --epochs 5 --no-progress

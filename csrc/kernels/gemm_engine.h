@@ -41,7 +41,7 @@ struct TiledGemmEngine {
 
   template <class T>
   void bias_grad(const T* grad, T* grad_bias, const ConvProblem& p) const {
-    launch_bias_grad(launcher, grad, grad_bias, p);
+    launch_bias_grad(launcher, options, grad, grad_bias, p);
   }
 
   // grad · act'(out), elementwise: the activations' own backward kernel.
