@@ -103,8 +103,6 @@ else
 fi
 "$PY" -m cnnfast info > "$REPORT/info.txt" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv >> "$REPORT/info.txt" 2>&1
-"$PY" -c "import expecttest" 2>/dev/null || echo "expecttest is missing: torch.library.opcheck tests will fail" \
-    | tee -a "$REPORT/info.txt"
 
 if wanted cuda-tests; then
     step cuda-tests 300 "$PY" -m pytest -q -rfE -p no:cacheprovider -m cuda tests
