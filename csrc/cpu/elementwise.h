@@ -36,12 +36,22 @@ void map_lanes(const T* __restrict a, T* __restrict dst, int64_t begin, int64_t 
   }
 }
 
-// dst[i] = f(a[i], b[i]) over [begin, end), vectorized.
+// dst[i] = f(a[i], b[i]) over [begin, end), as map_lanes.
 template <class T, class F>
-void map2(const T* __restrict a, const T* __restrict b, T* __restrict dst, int64_t begin,
-          int64_t end, const F& f) {
-#pragma omp simd
-  for (int64_t i = begin; i < end; ++i) dst[i] = f(a[i], b[i]);
+void map2_lanes(const T* __restrict a, const T* __restrict b, T* __restrict dst, int64_t begin,
+                int64_t end, const F& f) {
+  constexpr int64_t L = kLanes<T>;
+  int64_t i = begin;
+  for (; i + 2 * L <= end; i += 2 * L) {
+    const auto first = f(load_vector(a + i), load_vector(b + i));
+    const auto second = f(load_vector(a + i + L), load_vector(b + i + L));
+    store_vector(dst + i, first);
+    store_vector(dst + i + L, second);
+  }
+  for (; i < end; i += L) {
+    const int64_t count = std::min(L, end - i);
+    store_first(dst + i, f(load_first(a + i, count), load_first(b + i, count)), count);
+  }
 }
 
 // out = f(x), f a generic lambda over vectors of float and of double.
@@ -60,7 +70,7 @@ at::Tensor unary_map(const at::Tensor& x, const char* op, const F& f) {
   return out;
 }
 
-// grad_x[i] = f(grad_output[i], output[i]).
+// grad_x[i] = f(grad_output[i], output[i]), f over vectors as in unary_map.
 template <class F>
 at::Tensor backward_map(const at::Tensor& grad_output, const at::Tensor& output, const char* op,
                         const F& f) {
@@ -76,7 +86,7 @@ at::Tensor backward_map(const at::Tensor& grad_output, const at::Tensor& output,
     const scalar_t* y = out.const_data_ptr<scalar_t>();
     scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, out.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
-      map2(g, y, dst, begin, end, f);
+      map2_lanes(g, y, dst, begin, end, f);
     });
   });
   return grad_x;

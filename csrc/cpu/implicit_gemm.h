@@ -96,14 +96,12 @@ inline __attribute__((always_inline)) void transpose_block(typename VectorOf<T>:
   }
 }
 
-// grad · act'(out) a vector at a time: relu_grad and tanh_grad of
-// common/numeric.h.
+// grad · act'(out) a vector at a time (vec_math.h).
 template <class T>
 inline typename VectorOf<T>::type times_derivative(typename VectorOf<T>::type grad,
                                                    typename VectorOf<T>::type out, Activation act) {
-  using V = typename VectorOf<T>::type;
-  if (act == Activation::kRelu) return out <= V{} ? V{} : grad;
-  if (act == Activation::kTanh) return grad * (T(1) - out * out);
+  if (act == Activation::kRelu) return relu_grad_lanes(grad, out);
+  if (act == Activation::kTanh) return tanh_grad_lanes(grad, out);
   return grad;
 }
 
@@ -774,8 +772,10 @@ struct CpuGemmEngine {
   // grad · act'(out), elementwise (the activations' own backward loop).
   at::Tensor grad_product(const at::Tensor& grad, const at::Tensor& out, Activation act) const {
     if (act == Activation::kRelu)
-      return backward_map(grad, out, "activation_grad", [](auto g, auto y) { return relu_grad(g, y); });
-    return backward_map(grad, out, "activation_grad", [](auto g, auto y) { return tanh_grad(g, y); });
+      return backward_map(grad, out, "activation_grad",
+                          [](auto g, auto y) { return relu_grad_lanes(g, y); });
+    return backward_map(grad, out, "activation_grad",
+                        [](auto g, auto y) { return tanh_grad_lanes(g, y); });
   }
 };
 

@@ -1,6 +1,5 @@
 #include <torch/library.h>
 
-#include "../common/numeric.h"
 #include "../emulate/emulate.h"
 #include "../runtime.h"
 #include "elementwise.h"
@@ -17,7 +16,7 @@ at::Tensor relu_cpu(const at::Tensor& x) {
 at::Tensor relu_backward_cpu(const at::Tensor& grad_output, const at::Tensor& output) {
   if (emulating_cuda()) return emulate::relu_backward(grad_output, output);
   return cpu::backward_map(grad_output, output, "_relu_backward",
-                           [](auto g, auto y) { return relu_grad(g, y); });
+                           [](auto g, auto y) { return cpu::relu_grad_lanes(g, y); });
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include <torch/library.h>
 
-#include "../common/numeric.h"
 #include "../emulate/emulate.h"
 #include "../runtime.h"
 #include "elementwise.h"
@@ -17,7 +16,7 @@ at::Tensor tanh_cpu(const at::Tensor& x) {
 at::Tensor tanh_backward_cpu(const at::Tensor& grad_output, const at::Tensor& output) {
   if (emulating_cuda()) return emulate::tanh_backward(grad_output, output);
   return cpu::backward_map(grad_output, output, "_tanh_backward",
-                           [](auto g, auto y) { return tanh_grad(g, y); });
+                           [](auto g, auto y) { return cpu::tanh_grad_lanes(g, y); });
 }
 
 }  // namespace

@@ -125,6 +125,19 @@ inline __attribute__((always_inline)) V relu_lanes(V v) {
   return v < V{} ? V{} : v;
 }
 
+// The activations' gradients from their outputs, lane by lane:
+// csrc/common/numeric.h's relu_grad (NaN passes the gradient, as torch's
+// threshold_backward) and tanh_grad.
+template <class V>
+inline __attribute__((always_inline)) V relu_grad_lanes(V grad, V out) {
+  return out <= V{} ? V{} : grad;
+}
+
+template <class V>
+inline __attribute__((always_inline)) V tanh_grad_lanes(V grad, V out) {
+  return grad * (1 - out * out);
+}
+
 // e^y - 1 for 0 <= y <= 18, accurate near 0 too: y = n ln2 + r with
 // |r| <= ln2/2; e^y - 1 = 2^n (e^r - 1) + (2^n - 1), where e^r - 1 =
 // r + r^2 q(r), q a degree-4 polynomial fitted to (e^r - 1 - r) / r^2 for
