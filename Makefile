@@ -10,7 +10,7 @@ export MAX_JOBS ?= 2
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
 STAMP := build/.built-$(notdir $(VENV))
 
-.PHONY: venv build test test-cpu test-emulated test-cpp sanitize ptxas-report sass-report demo bench bench-pytest gpu-check clean
+.PHONY: venv build test test-cpu test-emulated test-cpp sanitize ptxas-report sass-report demo bench bench-pytest gpu-check gpu-prebuild clean
 
 venv: $(VENV)/.installed
 
@@ -95,6 +95,10 @@ GPU_PY ?= python3
 REPORT ?= gpu-check-report
 gpu-check:
 	GPU_PY=$(GPU_PY) bash tools/gpu_check.sh $(REPORT)
+
+# Here, for the lent GPU machines: .prebuilt/ (tools/gpu_prebuild.sh).
+gpu-prebuild: venv
+	bash tools/gpu_prebuild.sh
 
 clean:
 	rm -rf build cmake-build cnnfast/_C*.so cnnfast/_build_info.py demo-output bench-output
