@@ -1,15 +1,16 @@
 """Max pooling's kernels on their own: the bandwidth of AlexNet's first
 3×3/2 pool (128×96×55×55, float32) forward and backward, counting only
-the bytes each must move, against the data sheet and a device copy.
+the bytes each must move, against the device's limit and a copy.
 
-    python3 tools/pool_bandwidth.py [--batch 128] [--calls 50]
+    python3 tools/pool_bandwidth.py [--device cuda] [--batch 128] [--calls 50]
 
 The bench times one forward+backward at a time, synchronized, so its
 figure holds the host's dispatch and autograd work too; here each op runs
-`calls` times back to back between two CUDA events (make gpu-check's
-`pool-bandwidth` step)."""
+`calls` times back to back between two CUDA events (the wall clock on a
+CPU) (make gpu-check's `pool-bandwidth` step)."""
 
 import argparse
+import time
 
 import torch
 import torch.nn.functional as F
@@ -21,23 +22,32 @@ ops = torch.ops.cnnfast
 KERNEL, STRIDE = [3, 3], [2, 2]
 
 
-def per_call_ms(fn, calls):
+def per_call_ms(fn, calls, device):
+    """The best of five runs of `calls` calls back to back, per call."""
     fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     best = float("inf")
     for _ in range(5):
-        start.record()
-        for _ in range(calls):
-            fn()
-        stop.record()
-        stop.synchronize()
-        best = min(best, start.elapsed_time(stop) / calls)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(calls):
+                fn()
+            stop.record()
+            stop.synchronize()
+            ms = start.elapsed_time(stop)
+        else:
+            begin = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            ms = (time.perf_counter() - begin) * 1e3
+        best = min(best, ms / calls)
     return best
 
 
-def rows(batch, calls):
-    x = torch.randn(batch, 96, 55, 55, device="cuda")
+def rows(batch, device):
+    """(name, call, bytes it must move) for a copy and each kernel."""
+    x = torch.randn(batch, 96, 55, 55, device=device)
     out, offsets = ops._max_pool2d_with_offsets(x, KERNEL, STRIDE, [0, 0], False)
     grad = torch.randn_like(out)
     size_in, size_out = x.numel() * 4, out.numel() * 4
@@ -55,19 +65,22 @@ def rows(batch, calls):
         grad, x, KERNEL, STRIDE, [0, 0], [1, 1], False, indices), size_out + index_bytes + size_in
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--calls", type=int, default=50)
-    args = parser.parse_args()
-    limits = device_limits(torch.device("cuda"))
-    print(f"max_pool2d 3×3/2 on {args.batch}×96×55×55 float32, {torch.cuda.get_device_name()}; "
-          f"{args.calls} calls back to back, best of 5; data sheet {limits.gbps:.0f} GB/s\n")
-    print("| kernel | ms a call | MB moved | GB/s | share of data sheet | share of copy |")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    limits = device_limits(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"max_pool2d 3×3/2 on {args.batch}×96×55×55 float32, {name}; {args.calls} calls back to back, "
+          f"best of 5; limit {limits.gbps:.0f} GB/s ({limits.source})\n")
+    print("| kernel | ms a call | MB moved | GB/s | share of limit | share of copy |")
     print("|---|--:|--:|--:|--:|--:|")
     copy_gbps = None
-    for name, fn, moved in rows(args.batch, args.calls):
-        ms = per_call_ms(fn, args.calls)
+    for name, fn, moved in rows(args.batch, device):
+        ms = per_call_ms(fn, args.calls, device)
         gbps = moved / ms / 1e6
         copy_gbps = copy_gbps or gbps
         print(f"| {name} | {ms:.4f} | {moved / 1e6:.1f} | {gbps:.0f} | {gbps / limits.gbps:.1%} | "

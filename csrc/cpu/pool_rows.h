@@ -190,9 +190,6 @@ struct WindowCells {
   }
 };
 
-// Scatter, one plane per task: each output adds its gradient to the cell
-// its offset names. Within a plane the order is fixed (output order, the
-// order a gather would sum in), so the result is deterministic.
 // One plane of max pooling's gradient, as a scatter: each output adds its
 // gradient to the cell its offset names, in output order (the order a
 // gather would sum in), so the result is deterministic.
