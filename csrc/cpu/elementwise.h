@@ -17,40 +17,22 @@ namespace cpu {
 // Elements per task: enough to hide the cost of waking a thread.
 constexpr int64_t kElementwiseGrain = 32768;
 
-// dst[i] = f(a[i]) over [begin, end), f taking and giving a vector of
-// lanes; two vectors a step, for the out-of-order core to overlap their
-// arithmetic, and a masked vector for the tail.
-template <class T, class F>
-void map_lanes(const T* __restrict a, T* __restrict dst, int64_t begin, int64_t end, const F& f) {
-  using V = typename VectorOf<T>::type;
+// dst[i] = f(src[i]...) over [begin, end) for one or more sources, f
+// taking and giving vectors of lanes; two vectors a step, for the
+// out-of-order core to overlap their arithmetic, and a masked vector for
+// the tail.
+template <class T, class F, class... Sources>
+void map_lanes(T* __restrict dst, int64_t begin, int64_t end, const F& f, const Sources*... src) {
   constexpr int64_t L = kLanes<T>;
   int64_t i = begin;
   for (; i + 2 * L <= end; i += 2 * L) {
-    const V first = f(load_vector(a + i)), second = f(load_vector(a + i + L));
+    const auto first = f(load_vector(src + i)...), second = f(load_vector(src + i + L)...);
     store_vector(dst + i, first);
     store_vector(dst + i + L, second);
   }
   for (; i < end; i += L) {
     const int64_t count = std::min(L, end - i);
-    store_first(dst + i, f(load_first(a + i, count)), count);
-  }
-}
-
-// dst[i] = f(a[i], b[i]) over [begin, end), as map_lanes.
-template <class T, class F>
-void map2_lanes(const T* __restrict a, const T* __restrict b, T* __restrict dst, int64_t begin,
-                int64_t end, const F& f) {
-  constexpr int64_t L = kLanes<T>;
-  int64_t i = begin;
-  for (; i + 2 * L <= end; i += 2 * L) {
-    const auto first = f(load_vector(a + i), load_vector(b + i));
-    const auto second = f(load_vector(a + i + L), load_vector(b + i + L));
-    store_vector(dst + i, first);
-    store_vector(dst + i + L, second);
-  }
-  for (; i < end; i += L) {
-    const int64_t count = std::min(L, end - i);
-    store_first(dst + i, f(load_first(a + i, count), load_first(b + i, count)), count);
+    store_first(dst + i, f(load_first(src + i, count)...), count);
   }
 }
 
@@ -64,7 +46,7 @@ at::Tensor unary_map(const at::Tensor& x, const char* op, const F& f) {
     const scalar_t* in = input.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, input.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
-      map_lanes(in, dst, begin, end, f);
+      map_lanes(dst, begin, end, f, in);
     });
   });
   return out;
@@ -86,7 +68,7 @@ at::Tensor backward_map(const at::Tensor& grad_output, const at::Tensor& output,
     const scalar_t* y = out.const_data_ptr<scalar_t>();
     scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, out.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
-      map2_lanes(g, y, dst, begin, end, f);
+      map_lanes(dst, begin, end, f, g, y);
     });
   });
   return grad_x;
