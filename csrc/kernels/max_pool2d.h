@@ -194,12 +194,12 @@ struct MaxPool2dBandBackwardKernel {
     const Index first_window = plane * p.out_plane() + oh_begin * p.out_w;
     block.each_thread([&](const ThreadIndex& t, Registers& r) {
       // All loads first, with no branch between them: a thread past the
-      // last window loads the first again and ignores it.
+      // last window loads the plane's first output and ignores it.
       Index saved[kWindowsPerThread];
       CNNFAST_UNROLL
       for (int k = 0; k < kWindowsPerThread; ++k) {
         const Index j = static_cast<Index>(t.thread_idx.x) + k * kThreads;
-        const Index at = first_window + (j < windows ? j : Index(0));
+        const Index at = j < windows ? first_window + j : plane * p.out_plane();
         r.grad[k] = static_cast<acc_t>(grad_out[at]);
         saved[k] = static_cast<Index>(offsets[at]);
       }
