@@ -43,6 +43,10 @@ CASES = [
     # A plane too tall for one band of the CUDA backward (three bands of 25
     # block rows), padded and in ceil mode.
     ("s2_bands_tall_plane", (1, 2, 150, 61), 3, 2, 1, True),
+    # Small planes, several to a band (the last band fewer), padded and in
+    # ceil mode, and at 2 × 2.
+    ("s2_bands_of_small_planes", (1, 1201, 6, 5), 3, 2, 1, True),
+    ("s2_bands_of_tiny_planes", (1, 2999, 3, 4), 2, 2, 0, False),
     # Rows too wide for a band: the CUDA kernels' thread per output, stride block.
     ("rows_wider_than_a_band", (1, 2, 5, 2100), 2, 2, 0, False),
 ]

@@ -129,7 +129,7 @@ fi
 # each of the four tiles — tile64_rows for the 64-row one, deep_wgrad and
 # tile96_deep_wgrad for the 48- and 96-row ones in depth slices —
 # Winograd's batched launch: it takes seconds per test), LeNet-5's
-# forward and max pooling's bands (a plane in one band and in three).
+# forward and max pooling's bands (a plane in one band, in three, two planes in one).
 if wanted memcheck; then
     step memcheck 180 "$SANITIZER" --tool memcheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
         tests/test_pooling.py tests/test_activations.py tests/test_lrn.py tests/test_fused_stage.py \
@@ -139,7 +139,7 @@ fi
 if wanted racecheck; then
     step racecheck 120 "$SANITIZER" --tool racecheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
         tests/test_conv_linear.py tests/test_lenet5_forward.py tests/test_pooling.py \
-        -k "(matches_torch and max-dtype0 and (alexnet_pool2 or bands_tall_plane)) or ((lenet_conv2 or groups3 or deep_wgrad or tile64_rows or tile96_features or lenet_fc1 or alexnet_conv3) and True-relu) or (matches_the_reference and 9-cuda) or ((winograd_pad2 or winograd_groups) and relu)"
+        -k "(matches_torch and max-dtype0 and (alexnet_pool2 or bands_tall_plane or bands_of_small_planes)) or ((lenet_conv2 or groups3 or deep_wgrad or tile64_rows or tile96_features or lenet_fc1 or alexnet_conv3) and True-relu) or (matches_the_reference and 9-cuda) or ((winograd_pad2 or winograd_groups) and relu)"
 fi
 if wanted profile; then
     # The card's clocks as found (--clock-control none), one pass per case.

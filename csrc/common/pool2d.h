@@ -258,6 +258,24 @@ bool takes_block_grad(const BasicPool2dProblem<Index>& p) {
          p.kernel_w <= 2 * kStride;
 }
 
+// Block rows [first, first + rows) of a stride-kStride problem whose
+// windows are at most two strides wide, clipped to the plane: their input
+// rows [h_begin, h_end) and the outputs whose windows cover them, rows
+// [oh_begin, oh_end) (each window covers its own block row and the next).
+template <class Index>
+struct BasicPoolBand {
+  Index h_begin, h_end, oh_begin, oh_end;
+};
+
+template <int kStride, class Index>
+CNNFAST_INLINE BasicPoolBand<Index> pool_band(const BasicPool2dProblem<Index>& p,
+                                              const BasicStrideBlocks<Index>& blocks, Index first,
+                                              Index rows) {
+  const Index end = min_of(first + rows, blocks.first_row + blocks.rows);
+  return {max_of(first * kStride - p.pad_h, Index(0)), min_of(end * kStride - p.pad_h, p.in_h),
+          max_of(first - 1, Index(0)), min_of(end, p.out_h)};
+}
+
 // Gradients of the kStride × kStride cells of a stride block, where windows
 // are at most two strides wide (takes_block_grad): then only the outputs
 // (by - 1, by) × (bx - 1, bx) cover block (by, bx), so one thread reads those

@@ -34,62 +34,6 @@ struct MaxPool2dForwardKernel {
   }
 };
 
-// The same, a band of output rows of one plane per thread block: the
-// input rows their windows read are first copied into shared memory, each
-// warp load 32 consecutive cells (a thread per output loads at a stride of
-// `stride` cells, and the rows two bands of windows share twice).
-template <class scalar_t, class offset_t, class Index, int kWindow>
-struct MaxPool2dBandForwardKernel {
-  using acc_t = acc_type<scalar_t>;
-  static constexpr int kThreads = 256, kMinBlocksPerSM = 4, kBandCells = 4096, kInFlight = 4;
-  struct Shared {
-    acc_t x[kBandCells];
-  };
-  struct Registers {};
-
-  const scalar_t* x;
-  scalar_t* out;
-  offset_t* offsets;
-  BasicPool2dProblem<Index> p;
-  Index band_rows;  // output rows a band, the last band fewer
-  Divisor<Index> by_bands;
-
-  template <class Block>
-  CNNFAST_HD void operator()(Block& block, Shared& sh) const {
-    const Index b = static_cast<Index>(block.index().block_idx.x);
-    const Index plane = by_bands.divide(b), band = b - plane * by_bands.value;
-    const Index oh_begin = band * band_rows, oh_end = min_of(oh_begin + band_rows, p.out_h);
-    const Index h_begin = max_of(oh_begin * p.stride_h - p.pad_h, Index(0));
-    const Index h_end = min_of((oh_end - 1) * p.stride_h - p.pad_h + p.kernel_h, p.in_h);
-    const Index cells = (h_end - h_begin) * p.in_w;
-    const scalar_t* rows = x + plane * p.in_plane() + h_begin * p.in_w;
-    block.each_thread([&](const ThreadIndex& t, Registers&) {
-      for (Index i = static_cast<Index>(t.thread_idx.x); i < cells; i += kInFlight * kThreads) {
-        acc_t values[kInFlight];
-        CNNFAST_UNROLL
-        for (int k = 0; k < kInFlight; ++k)
-          values[k] = i + k * kThreads < cells ? static_cast<acc_t>(rows[i + k * kThreads]) : acc_t(0);
-        CNNFAST_UNROLL
-        for (int k = 0; k < kInFlight; ++k)
-          if (i + k * kThreads < cells) sh.x[i + k * kThreads] = values[k];
-      }
-    });
-    block.barrier();
-    const Index windows = (oh_end - oh_begin) * p.out_w;
-    const Index first_out = plane * p.out_plane() + oh_begin * p.out_w;
-    block.each_thread([&](const ThreadIndex& t, Registers&) {
-      for (Index j = static_cast<Index>(t.thread_idx.x); j < windows; j += kThreads) {
-        const Index row = p.by_out_w.divide(j);
-        const auto best = max_in_window_of<scalar_t, kWindow>(
-            [&](Index h, Index w) { return sh.x[(h - h_begin) * p.in_w + w]; }, p, oh_begin + row,
-            j - row * p.out_w);
-        out[first_out + j] = best.value;
-        offsets[first_out + j] = static_cast<offset_t>(best.offset);
-      }
-    });
-  }
-};
-
 // kCover: at most that many windows cover a cell along each axis, or 0 for
 // any number (csrc/common/pool2d.h, max_pool_input_grad).
 template <class scalar_t, class offset_t, class Index, int kCover>
@@ -145,20 +89,23 @@ struct MaxPool2dBlockBackwardKernel {
 };
 
 // The same stride blocks, a band of whole block rows of one plane per
-// thread block, scattered into shared memory and written out in order:
-// every warp store then covers 32 consecutive cells (a thread per stride
-// block stores at a stride of kStride cells, and spends ~38 instructions
-// a cell on the gather; here ~20). Each window adds its gradient to the
-// cell it chose; the four windows that can choose a cell of block (by, bx)
-// -- (by - 1 + r, bx - 1 + c), r, c in {0, 1} -- add in four passes, (r, c)
-// = (0, 0), (0, 1), (1, 0), (1, 1), apart by barriers: so no two windows of
-// a pass add to one cell, and each cell sums in output order, as
+// thread block (or of several whole planes, where they are small),
+// scattered into shared memory and written out in order: every warp store
+// then covers 32 consecutive cells (a thread per stride block stores at a
+// stride of kStride cells, and spends ~38 instructions a cell on the
+// gather; here ~30). Each window adds its gradient to the cell it chose;
+// the four windows that can choose a cell of block (by, bx) -- (by - 1 + r,
+// bx - 1 + c), r, c in {0, 1} -- add in four passes, (r, c) = (0, 0),
+// (0, 1), (1, 0), (1, 1), apart by barriers: so no two windows of a pass
+// add to one cell, and each cell sums in output order, as
 // MaxPoolBlockGather does. A window chose a cell r = 0 (c = 0) of its own
 // when the cell lies a stride or more below (right of) the window's start.
 template <class scalar_t, class offset_t, class Index, int kStride>
 struct MaxPool2dBandBackwardKernel {
   using acc_t = acc_type<scalar_t>;
-  static constexpr int kThreads = 256, kMinBlocksPerSM = 4;
+  // Six blocks an SM in 32-bit arithmetic (≤ 40 registers; nvcc took 56,
+  // for four); 64-bit indices would spill there.
+  static constexpr int kThreads = 256, kMinBlocksPerSM = sizeof(Index) == 4 ? 6 : 4;
   static constexpr int kWindowsPerThread = 4, kBandCells = 4096;
   static constexpr int kNoPass = 4;  // a window whose cell is not in the band
   struct Shared {
@@ -176,43 +123,49 @@ struct MaxPool2dBandBackwardKernel {
   BasicPool2dProblem<Index> p;
   BasicStrideBlocks<Index> blocks;
   Index band_rows;  // block rows a band, the last band fewer
+  Index planes_a_block;  // more than 1 only where one band holds a plane
   Divisor<Index> by_bands, by_kernel_w;
+  Divisor<Index> by_plane_windows;  // a whole plane's band's windows
 
   template <class Block>
   CNNFAST_HD void operator()(Block& block, Shared& sh) const {
     const Index b = static_cast<Index>(block.index().block_idx.x);
-    const Index plane = by_bands.divide(b), band = b - plane * by_bands.value;
-    // Block rows [first, end); their input rows [h_begin, h_end); the
-    // windows that cover them, output rows [oh_begin, oh_end).
-    const Index first = blocks.first_row + band * band_rows;
-    const Index end = min_of(first + band_rows, blocks.first_row + blocks.rows);
-    const Index h_begin = max_of(first * kStride - p.pad_h, Index(0));
-    const Index h_end = min_of(end * kStride - p.pad_h, p.in_h);
-    const Index cells = (h_end - h_begin) * p.in_w;
-    const Index oh_begin = max_of(first - 1, Index(0)), oh_end = min_of(end, p.out_h);
-    const Index windows = (oh_end - oh_begin) * p.out_w;
-    const Index first_window = plane * p.out_plane() + oh_begin * p.out_w;
+    const Index group = by_bands.divide(b), band = b - group * by_bands.value;
+    const Index first_plane = group * planes_a_block;
+    const Index planes = min_of(planes_a_block, p.planes - first_plane);
+    const BasicPoolBand<Index> span =
+        pool_band<kStride>(p, blocks, blocks.first_row + band * band_rows, band_rows);
+    const Index plane_cells = (span.h_end - span.h_begin) * p.in_w;
+    const Index plane_windows = (span.oh_end - span.oh_begin) * p.out_w;
+    const Index cells = planes * plane_cells, windows = planes * plane_windows;
     block.each_thread([&](const ThreadIndex& t, Registers& r) {
       // All loads first, with no branch between them: a thread past the
-      // last window loads the plane's first output and ignores it.
+      // last window loads the block's first plane's first output and
+      // ignores it.
       Index saved[kWindowsPerThread];
       CNNFAST_UNROLL
       for (int k = 0; k < kWindowsPerThread; ++k) {
         const Index j = static_cast<Index>(t.thread_idx.x) + k * kThreads;
-        const Index at = j < windows ? first_window + j : plane * p.out_plane();
+        const bool exists = j < windows;
+        const Index q = planes_a_block > 1 && exists ? by_plane_windows.divide(j) : Index(0);
+        const Index at = (first_plane + q) * p.out_plane() +
+                         (exists ? span.oh_begin * p.out_w + j - q * plane_windows : Index(0));
         r.grad[k] = static_cast<acc_t>(grad_out[at]);
         saved[k] = static_cast<Index>(offsets[at]);
       }
       CNNFAST_UNROLL
       for (int k = 0; k < kWindowsPerThread; ++k) {
         const Index j = static_cast<Index>(t.thread_idx.x) + k * kThreads;
-        const Index row = p.by_out_w.divide(j), oh = oh_begin + row, ow = j - row * p.out_w;
+        const Index q = planes_a_block > 1 ? by_plane_windows.divide(j) : Index(0);
+        const Index in_plane = j - q * plane_windows;
+        const Index row = p.by_out_w.divide(in_plane);
+        const Index oh = span.oh_begin + row, ow = in_plane - row * p.out_w;
         const Index dy = by_kernel_w.divide(saved[k]), dx = saved[k] - dy * p.kernel_w;
         const Index h = oh * kStride - p.pad_h + dy, w = ow * kStride - p.pad_w + dx;
         // Offsets the forward cannot have written choose no cell.
         const bool chosen = j < windows && saved[k] >= 0 && saved[k] < p.window_cells() &&
-                            h >= h_begin && h < h_end && w >= 0 && w < p.in_w;
-        r.cell[k] = (h - h_begin) * p.in_w + w;
+                            h >= span.h_begin && h < span.h_end && w >= 0 && w < p.in_w;
+        r.cell[k] = q * plane_cells + (h - span.h_begin) * p.in_w + w;
         r.pass[k] = chosen ? 2 * (dy < kStride) + (dx < kStride) : kNoPass;
       }
       for (Index i = static_cast<Index>(t.thread_idx.x); i < cells; i += kThreads) sh.grad[i] = 0;
@@ -226,49 +179,21 @@ struct MaxPool2dBandBackwardKernel {
       });
     }
     block.barrier();
+    // Several planes' cells follow one another: their bands are whole planes.
     block.each_thread([&](const ThreadIndex& t, Registers&) {
-      scalar_t* out = grad_x + plane * p.in_plane() + h_begin * p.in_w;
+      scalar_t* out = grad_x + first_plane * p.in_plane() + span.h_begin * p.in_w;
       for (Index i = static_cast<Index>(t.thread_idx.x); i < cells; i += kThreads)
         out[i] = static_cast<scalar_t>(sh.grad[i]);
     });
   }
 };
 
-// EXPERIMENT (to be removed): CNNFAST_EXPERIMENT_BLOCK_GRAD=1 and
-// CNNFAST_EXPERIMENT_CELL_FORWARD=1 time the kernels before the bands
-// against them on a GPU.
+// EXPERIMENT (to be removed): CNNFAST_EXPERIMENT_BLOCK_GRAD=1 times the
+// thread-per-block gather against the bands on a GPU.
 inline bool experiment_forces_block_grad() {
   const char* value = std::getenv("CNNFAST_EXPERIMENT_BLOCK_GRAD");
   return value != nullptr && value[0] == '1';
 }
-inline bool experiment_forces_cell_forward() {
-  const char* value = std::getenv("CNNFAST_EXPERIMENT_CELL_FORWARD");
-  return value != nullptr && value[0] == '1';
-}
-
-// Launches make_kernel(problem, output rows a band, bands a plane), a
-// thread block per band of MaxPool2dBandForwardKernel: as many output rows
-// as the input rows of its shared tile hold, evened out over the plane's
-// bands; false where one output row's windows need more.
-template <class Launcher, class MakeKernel>
-bool launch_forward_bands(const Launcher& launcher, const Pool2dProblem& p,
-                          const MakeKernel& make_kernel) {
-  using Sizes = MaxPool2dBandForwardKernel<float, uint8_t, int64_t, 0>;
-  const int64_t in_rows = Sizes::kBandCells / p.in_w;
-  if (in_rows < p.kernel_h) return false;
-  const int64_t most = (in_rows - p.kernel_h) / p.stride_h + 1;
-  const int64_t bands = ceil_div(p.out_h, most), rows = ceil_div(p.out_h, bands);
-  LaunchShape shape;
-  shape.block.x = Sizes::kThreads;
-  shape.grid.x = p.planes * bands;
-  if (p.fits_int32(0) && shape.grid.x <= INT32_MAX)
-    launcher.launch_blocks(shape, make_kernel(p.as<int32_t>(), static_cast<int32_t>(rows),
-                                              static_cast<int32_t>(bands)));
-  else
-    launcher.launch_blocks(shape, make_kernel(p.as<int64_t>(), rows, bands));
-  return true;
-}
-
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
                                                       at::IntArrayRef kernel_size,
@@ -293,21 +218,11 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
               offsets.mutable_data_ptr<offset_t>(), problem};
         });
       };
-      const auto launch_bands = [&](auto window) {
-        return !experiment_forces_cell_forward() &&
-               launch_forward_bands(launcher, p, [&](const auto& problem, auto rows, auto bands) {
-                 using Index = index_of<decltype(problem)>;
-                 return MaxPool2dBandForwardKernel<scalar_t, offset_t, Index, decltype(window)::value>{
-                     input.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                     offsets.mutable_data_ptr<offset_t>(), problem, rows, Divisor<Index>(bands)};
-               });
-      };
       // Windows of up to 3 × 3 (AlexNet's, LeNet-style 2 × 2): the unrolled scan.
-      if (p.kernel_h <= 3 && p.kernel_w <= 3) {
-        if (!launch_bands(std::integral_constant<int, 3>{})) launch(std::integral_constant<int, 3>{});
-      } else if (!launch_bands(std::integral_constant<int, 0>{})) {
+      if (p.kernel_h <= 3 && p.kernel_w <= 3)
+        launch(std::integral_constant<int, 3>{});
+      else
         launch(std::integral_constant<int, 0>{});
-      }
     });
   });
   return {out, offsets};
@@ -332,38 +247,53 @@ void launch_per_block(const Launcher& launcher, const Pool2dProblem& p,
   }
 }
 
-// Block rows a band of MaxPool2dBandBackwardKernel: as many as its shared
-// tile and its threads' windows hold, evened out over the plane's bands;
-// 0 where a plane's rows are too wide for one.
-template <template <class, class, class, int> class Kernel, int kStride>
-int64_t band_rows(const Pool2dProblem& p, int64_t block_rows) {
-  using Sizes = Kernel<float, uint8_t, int64_t, kStride>;
-  const int64_t by_cells = Sizes::kBandCells / (kStride * p.in_w);
-  const int64_t by_windows = Sizes::kThreads * Sizes::kWindowsPerThread / p.out_w - 1;
-  const int64_t most = min_of(by_cells, by_windows);
-  if (most < 1) return 0;
-  return ceil_div(block_rows, ceil_div(block_rows, most));
+// How MaxPool2dBandBackwardKernel splits a problem: block rows a band, as
+// many as its shared tile and its threads' windows hold, evened out over a
+// plane's bands; where one band holds a plane, planes a thread block, as
+// many as fit while the grid keeps kMinGrid thread blocks (a GPU's SMs
+// several times over). rows 0: a plane's rows are too wide for a band.
+struct PoolBands {
+  int64_t rows = 0, bands = 0, planes_a_block = 1, groups = 0, plane_windows = 0;
+};
+
+template <int kStride>
+PoolBands pool_bands(const Pool2dProblem& p, const BasicStrideBlocks<int64_t>& blocks) {
+  using Sizes = MaxPool2dBandBackwardKernel<float, uint8_t, int64_t, kStride>;
+  constexpr int64_t kWindows = Sizes::kThreads * Sizes::kWindowsPerThread, kMinGrid = 512;
+  PoolBands b;
+  const int64_t most = min_of(Sizes::kBandCells / (kStride * p.in_w), kWindows / p.out_w - 1);
+  if (most < 1) return b;
+  b.bands = ceil_div(blocks.rows, most);
+  b.rows = ceil_div(blocks.rows, b.bands);
+  if (b.bands == 1 && p.planes > 0) {
+    const BasicPoolBand<int64_t> span = pool_band<kStride>(p, blocks, blocks.first_row, b.rows);
+    b.plane_windows = (span.oh_end - span.oh_begin) * p.out_w;
+    const int64_t fit = min_of(Sizes::kBandCells / p.in_plane(), kWindows / b.plane_windows);
+    const int64_t most_planes = max_of(int64_t(1), min_of(fit, p.planes / kMinGrid));
+    b.planes_a_block = ceil_div(p.planes, ceil_div(p.planes, most_planes));
+  }
+  b.groups = ceil_div(p.planes, b.planes_a_block);
+  return b;
 }
 
-// Launches make_kernel(problem, blocks, rows a band, bands a plane), a
-// thread block per band, in 32-bit arithmetic where every index fits;
-// false where the rows are too wide for a band.
+// Launches make_kernel(problem, blocks, split), a thread block per band
+// (per group of planes), in 32-bit arithmetic where every index fits;
+// false where a plane's rows are too wide for a band.
 template <int kStride, class Launcher, class MakeKernel>
 bool launch_per_band(const Launcher& launcher, const Pool2dProblem& p,
                      const MakeKernel& make_kernel) {
-  const BasicStrideBlocks<int64_t> blocks = stride_blocks<int64_t, kStride>(p.as<int64_t>());
-  const int64_t rows = band_rows<MaxPool2dBandBackwardKernel, kStride>(p, blocks.rows);
-  if (rows == 0) return false;
-  const int64_t bands = ceil_div(blocks.rows, rows);
+  const Pool2dProblem wide = p.as<int64_t>();
+  const BasicStrideBlocks<int64_t> blocks = stride_blocks<int64_t, kStride>(wide);
+  const PoolBands split = pool_bands<kStride>(wide, blocks);
+  if (split.rows == 0) return false;
   LaunchShape shape;
   shape.block.x = MaxPool2dBandBackwardKernel<float, uint8_t, int64_t, kStride>::kThreads;
-  shape.grid.x = p.planes * bands;
+  shape.grid.x = split.groups * split.bands;
   if (p.fits_int32(0) && shape.grid.x <= INT32_MAX) {
     const BasicPool2dProblem<int32_t> narrow = p.as<int32_t>();
-    launcher.launch_blocks(shape, make_kernel(narrow, stride_blocks<int32_t, kStride>(narrow),
-                                              static_cast<int32_t>(rows), static_cast<int32_t>(bands)));
+    launcher.launch_blocks(shape, make_kernel(narrow, stride_blocks<int32_t, kStride>(narrow), split));
   } else {
-    launcher.launch_blocks(shape, make_kernel(p.as<int64_t>(), blocks, rows, bands));
+    launcher.launch_blocks(shape, make_kernel(wide, blocks, split));
   }
   return true;
 }
@@ -396,12 +326,14 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
       const bool band =
           takes_block_grad<kStride>(p) && !experiment_forces_block_grad() &&
           launch_per_band<kStride>(launcher, p, [&](const auto& problem, const auto& blocks,
-                                                    auto rows, auto bands) {
+                                                    const PoolBands& split) {
             using Index = index_of<decltype(problem)>;
             return MaxPool2dBandBackwardKernel<scalar_t, offset_t, Index, kStride>{
                 grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-                grad_x.mutable_data_ptr<scalar_t>(), problem, blocks, rows,
-                Divisor<Index>(bands), Divisor<Index>(problem.kernel_w)};
+                grad_x.mutable_data_ptr<scalar_t>(), problem, blocks,
+                static_cast<Index>(split.rows), static_cast<Index>(split.planes_a_block),
+                Divisor<Index>(static_cast<Index>(split.bands)), Divisor<Index>(problem.kernel_w),
+                Divisor<Index>(static_cast<Index>(max_of(split.plane_windows, int64_t(1))))};
           });
       if (band) return;
       if (takes_block_grad<kStride>(p)) {
