@@ -129,7 +129,8 @@ fi
 # each of the four tiles — tile64_rows for the 64-row one, deep_wgrad and
 # tile96_deep_wgrad for the 48- and 96-row ones in depth slices —
 # Winograd's batched launch: it takes seconds per test), LeNet-5's
-# forward and max pooling's bands (a plane in one band, in three, two planes in one).
+# forward and max pooling's bands (a plane in one band, in three; two
+# planes in one).
 if wanted memcheck; then
     step memcheck 180 "$SANITIZER" --tool memcheck --error-exitcode 1 "$PY" -m pytest -q -m cuda -x -p no:cacheprovider \
         tests/test_pooling.py tests/test_activations.py tests/test_lrn.py tests/test_fused_stage.py \

@@ -1,11 +1,11 @@
 #pragma once
 // Max pooling: forward writes the maximum and its offset inside the window;
-// backward gathers, one thread per input cell.
+// backward sums, per input cell, the gradients of the windows that chose
+// it, in output order (deterministic, no atomics).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
-#include <cstdlib>
 #include <tuple>
 #include <type_traits>
 
@@ -58,7 +58,8 @@ struct MaxPool2dBackwardKernel {
 // works out and reads up to four windows for each cell: in float, 135
 // instructions a cell, the window loads one after the other (each
 // branching on the offset it read); here 153 a block of four cells, its
-// eight loads issued together.
+// eight loads issued together. The bands below take these problems
+// wherever a plane's rows fit one; this kernel, where they are wider.
 template <class scalar_t, class offset_t, class Index, int kStride>
 struct MaxPool2dBlockBackwardKernel {
   const scalar_t* grad_out;
@@ -91,9 +92,9 @@ struct MaxPool2dBlockBackwardKernel {
 // The same stride blocks, a band of whole block rows of one plane per
 // thread block (or of several whole planes, where they are small),
 // scattered into shared memory and written out in order: every warp store
-// then covers 32 consecutive cells (a thread per stride block stores at a
-// stride of kStride cells, and spends ~38 instructions a cell on the
-// gather; here ~30). Each window adds its gradient to the cell it chose;
+// then covers 32 consecutive cells, where a thread per stride block stores
+// at a stride of kStride cells (on an H100 at AlexNet's pool1: 2,563 GB/s
+// against 1,937). Each window adds its gradient to the cell it chose;
 // the four windows that can choose a cell of block (by, bx) -- (by - 1 + r,
 // bx - 1 + c), r, c in {0, 1} -- add in four passes, (r, c) = (0, 0),
 // (0, 1), (1, 0), (1, 1), apart by barriers: so no two windows of a pass
@@ -188,12 +189,6 @@ struct MaxPool2dBandBackwardKernel {
   }
 };
 
-// EXPERIMENT (to be removed): CNNFAST_EXPERIMENT_BLOCK_GRAD=1 times the
-// thread-per-block gather against the bands on a GPU.
-inline bool experiment_forces_block_grad() {
-  const char* value = std::getenv("CNNFAST_EXPERIMENT_BLOCK_GRAD");
-  return value != nullptr && value[0] == '1';
-}
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,
                                                       at::IntArrayRef kernel_size,
@@ -323,20 +318,21 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
         });
       };
       constexpr int kStride = 2;
-      const bool band =
-          takes_block_grad<kStride>(p) && !experiment_forces_block_grad() &&
-          launch_per_band<kStride>(launcher, p, [&](const auto& problem, const auto& blocks,
-                                                    const PoolBands& split) {
-            using Index = index_of<decltype(problem)>;
-            return MaxPool2dBandBackwardKernel<scalar_t, offset_t, Index, kStride>{
-                grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-                grad_x.mutable_data_ptr<scalar_t>(), problem, blocks,
-                static_cast<Index>(split.rows), static_cast<Index>(split.planes_a_block),
-                Divisor<Index>(static_cast<Index>(split.bands)), Divisor<Index>(problem.kernel_w),
-                Divisor<Index>(static_cast<Index>(max_of(split.plane_windows, int64_t(1))))};
-          });
-      if (band) return;
       if (takes_block_grad<kStride>(p)) {
+        // Bands wherever a plane's rows fit one: on an H100, 1.3-1.4× the
+        // thread per block at AlexNet's pool1 and pool2, the same at its
+        // pool5 and LeNet's (benchmarks/RESULTS.md, run 12).
+        const bool banded = launch_per_band<kStride>(
+            launcher, p, [&](const auto& problem, const auto& blocks, const PoolBands& split) {
+              using Index = index_of<decltype(problem)>;
+              return MaxPool2dBandBackwardKernel<scalar_t, offset_t, Index, kStride>{
+                  grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
+                  grad_x.mutable_data_ptr<scalar_t>(), problem, blocks,
+                  static_cast<Index>(split.rows), static_cast<Index>(split.planes_a_block),
+                  Divisor<Index>(static_cast<Index>(split.bands)), Divisor<Index>(problem.kernel_w),
+                  Divisor<Index>(static_cast<Index>(max_of(split.plane_windows, int64_t(1))))};
+            });
+        if (banded) return;
         launch_per_block<kStride>(launcher, p, [&](const auto& problem, const auto& blocks) {
           return MaxPool2dBlockBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
                                               kStride>{
