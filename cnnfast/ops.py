@@ -8,7 +8,7 @@ and the activations run in the dtype they are given, as torch's do. On a
 CPU every op keeps its dtype (the CPU kernels take float32 and float64).
 """
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
@@ -28,8 +28,12 @@ def _run(name, *args):
     where the large tensors have evicted the interpreter from the caches
     between calls). When an argument needs a gradient the op's autograd
     formulas (registered below with torch.library.register_autograd) apply
-    through _EagerAutograd; and where the caller declines (a tensor subclass,
-    a torch function mode) the op runs below autograd from here."""
+    through _EagerAutograd (relu's and tanh's through their C++ autograd
+    node, as torch's activations have: the Python of _EagerAutograd cost
+    them ~45 µs a forward and backward at AlexNet's first layer on a 2-core
+    CPU); and where
+    the caller declines (a tensor subclass, a torch function mode) the op
+    runs below autograd from here."""
     formulas = _FORMULAS[name]
     op = formulas.op
     if torch.compiler.is_compiling():
@@ -43,6 +47,10 @@ def _run(name, *args):
         # the inputs the op actually ran on.
         if torch.is_autocast_enabled("cuda"):
             return op(*args)
+        if formulas.call_with_grad is not None:
+            out = formulas.call_with_grad(*args)
+            if out is not NotImplemented:
+                return out
         return _EagerAutograd.apply(*args, formulas)
     with _below_autograd():
         return op(*args)
@@ -55,17 +63,22 @@ class _Formulas(NamedTuple):
     setup_context: Callable
     backward: Callable
     call_without_grad: Callable  # the op below autograd, or NotImplemented
+    # relu and tanh: the same formulas as a C++ autograd node
+    # (csrc/op_caller.cpp), or NotImplemented; None for the other ops.
+    call_with_grad: Optional[Callable]
 
 
 _FORMULAS = {}
 
 
-def _register_autograd(name, backward, setup_context):
+def _register_autograd(name, backward, setup_context, in_cpp=False):
     """register_autograd for torch.ops.cnnfast.<name>, and the same formulas
-    for _EagerAutograd."""
+    for _EagerAutograd; in_cpp: also written in C++ (op_caller.cpp), which
+    eager calls take."""
     torch.library.register_autograd(f"cnnfast::{name}", backward, setup_context=setup_context)
     op = getattr(torch.ops.cnnfast, name).default
-    _FORMULAS[name] = _Formulas(op, setup_context, backward, _C._op_caller(name))
+    _FORMULAS[name] = _Formulas(op, setup_context, backward, _C._op_caller(name),
+                                _C._autograd_caller(name) if in_cpp else None)
 
 
 class _OpCallers:
@@ -549,8 +562,8 @@ def _lenet5_forward_backward(ctx, grad_scores):
 _register_autograd("conv2d", _conv2d_backward, _conv2d_setup)
 _register_autograd("conv2d_avg_pool2d", _conv2d_avg_pool2d_backward, _conv2d_avg_pool2d_setup)
 _register_autograd("linear", _linear_backward, _linear_setup)
-_register_autograd("relu", _relu_backward, _save_output)
-_register_autograd("tanh", _tanh_backward, _save_output)
+_register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
+_register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
 _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
 _register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)

@@ -29,6 +29,8 @@ PyMethodDef methods[] = {
     {"_emulate_cuda", emulate_cuda, METH_NOARGS, "Whether the CUDA emulation is on."},
     {"_cuda_kernels", cuda_kernels, METH_NOARGS, "The CUDA kernels and their emulation."},
     {"_op_caller", cnnfast::make_op_caller, METH_O, "A fast caller of a cnnfast op without gradients."},
+    {"_autograd_caller", cnnfast::make_autograd_caller, METH_O,
+     "A caller of relu or tanh through a C++ autograd node."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "cnnfast's compiled ops", -1, methods};

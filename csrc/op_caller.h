@@ -8,4 +8,9 @@ namespace cnnfast {
 
 PyObject* make_op_caller(PyObject* module, PyObject* name);
 
+// cnnfast._C._autograd_caller(name), for relu and tanh: a callable that runs
+// the activation with a gradient through a C++ autograd node, and answers
+// NotImplemented where the Python path must run (op_caller.cpp).
+PyObject* make_autograd_caller(PyObject* module, PyObject* name);
+
 }  // namespace cnnfast

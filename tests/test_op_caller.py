@@ -179,3 +179,40 @@ def test_the_public_functions_take_the_caller_without_gradients(monkeypatch):
     assert general == []
     cnnfast.relu(x.as_subclass(Tagged))
     assert general == [1]
+
+
+# relu and tanh with a gradient: their C++ autograd node
+# (op_caller.cpp, BackwardFromOutput) against the Python formulas in
+# _EagerAutograd, bit for bit.
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_activations_with_a_gradient_take_a_cpp_node(device, name, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("the Python autograd.Function ran")
+
+    x = sample(device, requires_grad=True)
+    grad = torch.randn_like(x)
+    python_path = cnnfast.ops._EagerAutograd.apply(x, cnnfast.ops._FORMULAS[name])
+    (expected,) = torch.autograd.grad(python_path, x, grad)
+    monkeypatch.setattr(cnnfast.ops._EagerAutograd, "apply", refuse)
+    out = getattr(cnnfast, name)(x)
+    assert "CppNode" in out.grad_fn.name() and name.capitalize() in out.grad_fn.name()
+    torch.testing.assert_close(out, python_path, rtol=0, atol=0)
+    (got,) = torch.autograd.grad(out, x, grad)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # The saved output is checked, as save_for_backward checks it.
+    out = getattr(cnnfast, name)(x)
+    out.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_the_cpp_node_declines_what_the_op_caller_declines():
+    call = _C._autograd_caller("relu")
+    x = sample("cpu", requires_grad=True)
+    assert call(x.as_subclass(Tagged)) is NotImplemented
+    assert call(x, x) is NotImplemented
+    with RecordFunctions():
+        assert call(x) is NotImplemented
+    with pytest.raises(ValueError, match="no C\\+\\+ autograd for cnnfast::max_pool2d"):
+        _C._autograd_caller("max_pool2d")
