@@ -415,6 +415,23 @@ def _tanh_backward(ctx, grad_output):
     return _ops._tanh_backward(grad_output, output)
 
 
+# The backward ops' own gradients, for double backward (a gradient penalty,
+# gradgradcheck): relu's grad_x = grad_y · (y > 0) passes grad_y's gradient
+# through the same mask, and none to y (zero almost everywhere, as torch's);
+# tanh's grad_x = grad_y · (1 - y²) gives grad_y the same factor and y
+# -2 · grad_y · y.
+
+
+def _relu_backward_backward(ctx, grad_grad_x):
+    _, output = ctx.saved_tensors
+    return _ops._relu_backward(grad_grad_x, output), None
+
+
+def _tanh_backward_backward(ctx, grad_grad_x):
+    grad_output, output = ctx.saved_tensors
+    return _ops._tanh_backward(grad_grad_x, output), -2 * grad_grad_x * grad_output * output
+
+
 def _max_pool2d_setup(ctx, inputs, output):
     x, kernel_size, stride, padding, _ = inputs
     ctx.save_for_backward(output[1])
@@ -564,6 +581,8 @@ _register_autograd("conv2d_avg_pool2d", _conv2d_avg_pool2d_backward, _conv2d_avg
 _register_autograd("linear", _linear_backward, _linear_setup)
 _register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
 _register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
+_register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
+_register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
 _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
 _register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)

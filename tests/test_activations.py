@@ -118,3 +118,22 @@ def test_grid_stride_loop_reaches_every_element(device):
     x = torch.randn(8192 * 256 * 2 + 12345, device=device)
     torch.testing.assert_close(cnnfast.relu(x), torch.relu(x))
     torch.testing.assert_close(cnnfast.tanh(x), torch.tanh(x), rtol=3e-7, atol=1e-7)
+
+
+# Double backward (a gradient penalty): the backward ops' own gradients
+# (cnnfast/ops.py), through the C++ node and through torch.ops alike.
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,ours,theirs", OPS, ids=[o[0] for o in OPS])
+def test_double_backward(device, name, ours, theirs):
+    x = torch.randn(3, 5, 4, dtype=torch.float64, device=device)
+    x = x + 0.1 * x.sign()  # away from relu's kink, where finite differences fail
+    x.requires_grad_()
+    op = getattr(torch.ops.cnnfast, name)
+    for f in (ours, op):
+        assert torch.autograd.gradgradcheck(f, (x,))
+    (grad,) = torch.autograd.grad(ours(x).pow(2).sum(), x, create_graph=True)
+    (penalty,) = torch.autograd.grad(grad.pow(2).sum(), x)
+    x_ref = x.detach().cpu().requires_grad_()
+    (grad_ref,) = torch.autograd.grad(theirs(x_ref).pow(2).sum(), x_ref, create_graph=True)
+    (penalty_ref,) = torch.autograd.grad(grad_ref.pow(2).sum(), x_ref)
+    torch.testing.assert_close(penalty.cpu(), penalty_ref)
