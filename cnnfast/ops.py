@@ -583,6 +583,30 @@ _register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
 _register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
 _register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
 _register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
+
+
+def _no_double_backward(name):
+    """The other backward ops have no gradient of their own: a second
+    backward through them is an error, where torch's fallback would warn
+    and give zeros."""
+
+    def backward(ctx, *grads):
+        raise NotImplementedError(
+            f"cnnfast.{name}: double backward (a gradient of a gradient) is not implemented; "
+            "only relu and tanh support it"
+        )
+
+    return backward
+
+
+def _save_nothing(ctx, inputs, output):
+    pass
+
+
+for _name in ("_max_pool2d_backward", "_avg_pool2d_backward", "_local_response_norm_backward",
+              "_relu_lrn_max_pool2d_backward", "_conv2d_backward", "_linear_backward"):
+    torch.library.register_autograd(f"cnnfast::{_name}", _no_double_backward(_name[1:-len("_backward")]),
+                                    setup_context=_save_nothing)
 _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
 _register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)

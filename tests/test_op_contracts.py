@@ -160,6 +160,19 @@ def test_public_function_and_op_have_the_same_gradients(device, index):
         torch.testing.assert_close(g_again, e, rtol=0, atol=0)
 
 
+# A gradient of a gradient: relu and tanh give it (test_activations.py);
+# every other op says it cannot, where torch's fallback gave zeros.
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("index", range(2, len(PUBLIC_AND_OP)))
+def test_double_backward_is_a_clear_error(device, index):
+    public, op, inputs = _public_case(device, index)
+    for f in (public, op):
+        grads = torch.autograd.grad(f(*inputs).pow(2).sum(), inputs, create_graph=True)
+        penalty = sum(g.pow(2).sum() for g in grads)
+        with pytest.raises(NotImplementedError, match="double backward .* is not implemented"):
+            torch.autograd.grad(penalty, inputs)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_compile_fullgraph_without_grad(device):
     compiled = torch.compile(lambda t: cnnfast.max_pool2d(cnnfast.tanh(t), 2), fullgraph=True)
