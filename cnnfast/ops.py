@@ -31,9 +31,8 @@ def _run(name, *args):
     through _EagerAutograd (relu's and tanh's through their C++ autograd
     node, as torch's activations have: the Python of _EagerAutograd cost
     them ~45 µs a forward and backward at AlexNet's first layer on a 2-core
-    CPU); and where
-    the caller declines (a tensor subclass, a torch function mode) the op
-    runs below autograd from here."""
+    CPU); and where the caller declines (a tensor subclass, a torch
+    function mode) the op runs below autograd from here."""
     formulas = _FORMULAS[name]
     op = formulas.op
     if torch.compiler.is_compiling():
@@ -583,6 +582,11 @@ _register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
 _register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
 _register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
 _register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
+_register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
+_register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
+_register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)
+_register_autograd("_relu_lrn_max_pool2d_with_offsets", _relu_lrn_max_pool2d_backward, _relu_lrn_max_pool2d_setup)
+_register_autograd("lenet5_forward", _lenet5_forward_backward, _save_inputs)
 
 
 def _no_double_backward(name):
@@ -607,8 +611,3 @@ for _name in ("_max_pool2d_backward", "_avg_pool2d_backward", "_local_response_n
               "_relu_lrn_max_pool2d_backward", "_conv2d_backward", "_linear_backward"):
     torch.library.register_autograd(f"cnnfast::{_name}", _no_double_backward(_name[1:-len("_backward")]),
                                     setup_context=_save_nothing)
-_register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
-_register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
-_register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)
-_register_autograd("_relu_lrn_max_pool2d_with_offsets", _relu_lrn_max_pool2d_backward, _relu_lrn_max_pool2d_setup)
-_register_autograd("lenet5_forward", _lenet5_forward_backward, _save_inputs)

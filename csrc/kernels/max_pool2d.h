@@ -286,7 +286,8 @@ bool launch_per_band(const Launcher& launcher, const Pool2dProblem& p,
   shape.grid.x = split.groups * split.bands;
   if (p.fits_int32(0) && shape.grid.x <= INT32_MAX) {
     const BasicPool2dProblem<int32_t> narrow = p.as<int32_t>();
-    launcher.launch_blocks(shape, make_kernel(narrow, stride_blocks<int32_t, kStride>(narrow), split));
+    launcher.launch_blocks(shape,
+                           make_kernel(narrow, stride_blocks<int32_t, kStride>(narrow), split));
   } else {
     launcher.launch_blocks(shape, make_kernel(wide, blocks, split));
   }
