@@ -201,6 +201,20 @@ bool load_parameter_type() {
   return true;
 }
 
+// A caller maker's argument, the op's name without "cnnfast::", with
+// torch.nn.Parameter's type loaded; nothing, with a Python error set, where
+// either fails.
+std::optional<std::string> caller_op_name(PyObject* name, const char* maker) {
+  if (!PyUnicode_Check(name)) {
+    PyErr_Format(PyExc_TypeError, "%s: the op's name must be a str", maker);
+    return std::nullopt;
+  }
+  if (!load_parameter_type()) return std::nullopt;
+  const char* text = PyUnicode_AsUTF8(name);
+  if (text == nullptr) return std::nullopt;
+  return std::string(text);
+}
+
 // ---- the activations' autograd in C++ ------------------------------------------
 
 // relu and tanh with a gradient: y = op(x) below autograd, y saved, and
@@ -276,14 +290,10 @@ PyMethodDef call_with_grad_def = {
 
 PyObject* make_op_caller(PyObject*, PyObject* name) {
   HANDLE_TH_ERRORS
-  if (!PyUnicode_Check(name)) {
-    PyErr_SetString(PyExc_TypeError, "_op_caller: the op's name must be a str");
-    return nullptr;
-  }
-  if (!load_parameter_type()) return nullptr;
-  const std::string op_name = std::string("cnnfast::") + PyUnicode_AsUTF8(name);
+  const std::optional<std::string> op_name = caller_op_name(name, "_op_caller");
+  if (!op_name) return nullptr;
   auto* handle = new c10::OperatorHandle(
-      c10::Dispatcher::singleton().findSchemaOrThrow(op_name.c_str(), ""));
+      c10::Dispatcher::singleton().findSchemaOrThrow(("cnnfast::" + *op_name).c_str(), ""));
   PyObject* capsule = PyCapsule_New(handle, kCapsuleName, &delete_handle);
   if (capsule == nullptr) {
     delete handle;
@@ -297,18 +307,14 @@ PyObject* make_op_caller(PyObject*, PyObject* name) {
 
 PyObject* make_autograd_caller(PyObject*, PyObject* name) {
   HANDLE_TH_ERRORS
-  if (!PyUnicode_Check(name)) {
-    PyErr_SetString(PyExc_TypeError, "_autograd_caller: the op's name must be a str");
-    return nullptr;
-  }
-  if (!load_parameter_type()) return nullptr;
-  const std::string op_name = PyUnicode_AsUTF8(name);
+  const std::optional<std::string> op_name = caller_op_name(name, "_autograd_caller");
+  if (!op_name) return nullptr;
   GradCall call = nullptr;
-  if (op_name == "relu") call = &with_grad<ReluOps>;
-  if (op_name == "tanh") call = &with_grad<TanhOps>;
+  if (*op_name == "relu") call = &with_grad<ReluOps>;
+  if (*op_name == "tanh") call = &with_grad<TanhOps>;
   if (call == nullptr) {
     PyErr_Format(PyExc_ValueError, "_autograd_caller: no C++ autograd for cnnfast::%s",
-                 op_name.c_str());
+                 op_name->c_str());
     return nullptr;
   }
   PyObject* capsule =
