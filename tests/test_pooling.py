@@ -40,14 +40,14 @@ CASES = [
     ("s2_k1", (1, 2, 7, 8), 1, 2, 0, False),
     ("s2_rect_pad_ceil", (1, 2, 6, 9), (3, 4), 2, (1, 2), True),
     ("s2_one_row", (2, 2, 1, 9), (1, 3), 2, 0, False),
-    # A plane too tall for one band of the CUDA backward (three bands of 25
-    # block rows), padded and in ceil mode.
+    # A plane too tall for one band of the CUDA backward (three bands of up
+    # to 26 block rows), padded and in ceil mode.
     ("s2_bands_tall_plane", (1, 2, 150, 61), 3, 2, 1, True),
     # Small planes, several to a band (the last band fewer), padded and in
     # ceil mode, and at 2 × 2.
     ("s2_bands_of_small_planes", (1, 1201, 6, 5), 3, 2, 1, True),
     ("s2_bands_of_tiny_planes", (1, 2999, 3, 4), 2, 2, 0, False),
-    # Rows too wide for a band: the CUDA kernels' thread per output, stride block.
+    # Rows too wide for a band: the CUDA backward's thread per stride block.
     ("rows_wider_than_a_band", (1, 2, 5, 2100), 2, 2, 0, False),
 ]
 IDS = [case[0] for case in CASES]
