@@ -10,13 +10,13 @@ figure holds the host's dispatch and autograd work too; here each op runs
 CPU) (make gpu-check's `pool-bandwidth` step)."""
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
 import cnnfast  # noqa: F401  (registers torch.ops.cnnfast)
 from cnnfast.bench.limits import device_limits
+from cnnfast.bench.timing import time_once
 
 ops = torch.ops.cnnfast
 KERNEL, STRIDE = [3, 3], [2, 2]
@@ -24,25 +24,15 @@ KERNEL, STRIDE = [3, 3], [2, 2]
 
 def per_call_ms(fn, calls, device):
     """The best of five runs of `calls` calls back to back, per call."""
+
+    def back_to_back():
+        for _ in range(calls):
+            fn()
+
     fn()
-    best = float("inf")
-    for _ in range(5):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                fn()
-            stop.record()
-            stop.synchronize()
-            ms = start.elapsed_time(stop)
-        else:
-            begin = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            ms = (time.perf_counter() - begin) * 1e3
-        best = min(best, ms / calls)
-    return best
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return min(time_once(back_to_back, device) for _ in range(5)) / calls
 
 
 def rows(batch, device):
@@ -73,8 +63,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     limits = device_limits(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"max_pool2d 3×3/2 on {args.batch}×96×55×55 float32, {name}; {args.calls} calls back to back, "
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"max_pool2d 3×3/2 on {args.batch}×96×55×55 float32, {device_name}; {args.calls} calls back to back, "
           f"best of 5; limit {limits.gbps:.0f} GB/s ({limits.source})\n")
     print("| kernel | ms a call | MB moved | GB/s | share of limit | share of copy |")
     print("|---|--:|--:|--:|--:|--:|")
