@@ -31,6 +31,8 @@ PyMethodDef methods[] = {
     {"_op_caller", cnnfast::make_op_caller, METH_O, "A fast caller of a cnnfast op without gradients."},
     {"_autograd_caller", cnnfast::make_autograd_caller, METH_O,
      "A caller of relu or tanh through a C++ autograd node."},
+    {"_activation", cnnfast::make_activation, METH_VARARGS,
+     "relu or tanh as a builtin, with a Python fallback."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "cnnfast's compiled ops", -1, methods};

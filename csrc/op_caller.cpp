@@ -8,10 +8,12 @@
 // is not sure to behave exactly like that path: an argument needs a
 // gradient, is a tensor subclass, is of a type it does not convert, or a
 // torch function mode is on. relu and tanh with a gradient have a caller of
-// their own, through a C++ autograd node (below).
+// their own, through a C++ autograd node; and cnnfast.relu and cnnfast.tanh
+// are builtins that take both callers (below).
 #include "op_caller.h"
 
 #include <ATen/PythonTorchFunctionTLS.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
@@ -164,21 +166,27 @@ PyObject* returned_values(torch::jit::Stack& stack) {
   return values;
 }
 
-PyObject* call_op(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
+// The op on the arguments below autograd, or NotImplemented.
+PyObject* call_below_autograd(const c10::OperatorHandle& op, PyObject* const* args,
+                              Py_ssize_t count) {
   HANDLE_TH_ERRORS
-  const auto* op =
-      static_cast<const c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
-  if (op == nullptr) return nullptr;
   if (at::impl::torch_function_mode_enabled()) Py_RETURN_NOTIMPLEMENTED;
-  std::optional<torch::jit::Stack> stack = argument_stack(op->schema(), args, count);
+  std::optional<torch::jit::Stack> stack = argument_stack(op.schema(), args, count);
   if (!stack) Py_RETURN_NOTIMPLEMENTED;
   {
     pybind11::gil_scoped_release no_gil;
     at::AutoDispatchBelowAutograd below_autograd;
-    op->callBoxed(*stack);
+    op.callBoxed(*stack);
   }
   return returned_values(*stack);
   END_HANDLE_TH_ERRORS
+}
+
+PyObject* call_op(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
+  const auto* op =
+      static_cast<const c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  if (op == nullptr) return nullptr;
+  return call_below_autograd(*op, args, count);
 }
 
 PyMethodDef call_op_def = {"op_caller",
@@ -253,7 +261,13 @@ struct BackwardFromOutput : torch::autograd::Function<BackwardFromOutput<Ops>> {
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow(Ops::kBackward, "")
                                .template typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-    return {op.call(grads[0], ctx->get_saved_variables()[0])};
+    const at::Tensor output = ctx->get_saved_variables()[0];
+    // create_graph: through the backward op's own autograd (double
+    // backward); otherwise below it, sparing the trip into Python that
+    // torch.library's autograd kernel takes even to step aside.
+    if (c10::GradMode::is_enabled()) return {op.call(grads[0], output)};
+    at::AutoDispatchBelowAutograd below_autograd;
+    return {op.call(grads[0], output)};
   }
 };
 
@@ -265,11 +279,10 @@ at::Tensor with_grad(const at::Tensor& x) {
 }
 
 // The caller's one argument, a plain tensor, through the C++ node; or
-// NotImplemented where the Python path must run (as call_op declines).
-PyObject* call_with_grad(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
+// NotImplemented where the Python path must run (as call_below_autograd
+// declines).
+PyObject* call_through_node(GradCall call, PyObject* const* args, Py_ssize_t count) {
   HANDLE_TH_ERRORS
-  const auto call = reinterpret_cast<GradCall>(PyCapsule_GetPointer(capsule, kGradCapsuleName));
-  if (call == nullptr) return nullptr;
   if (at::impl::torch_function_mode_enabled() || count != 1 || !is_plain_tensor(args[0]))
     Py_RETURN_NOTIMPLEMENTED;
   const at::Tensor& x = THPVariable_Unpack(args[0]);
@@ -282,9 +295,73 @@ PyObject* call_with_grad(PyObject* capsule, PyObject* const* args, Py_ssize_t co
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* call_with_grad(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
+  const auto call = reinterpret_cast<GradCall>(PyCapsule_GetPointer(capsule, kGradCapsuleName));
+  if (call == nullptr) return nullptr;
+  return call_through_node(call, args, count);
+}
+
 PyMethodDef call_with_grad_def = {
     "autograd_caller", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call_with_grad)),
     METH_FASTCALL, "Call a cnnfast activation through its C++ autograd node, or NotImplemented."};
+
+// ---- relu and tanh as builtins -------------------------------------------------
+
+// cnnfast.relu and cnnfast.tanh themselves, for eager calls: the op below
+// autograd, else through the C++ autograd node, else the Python function
+// (`fallback`, which torch.compile traces) for whatever both decline -- the
+// order of ops.py's _run, with no Python on the way. A Python function
+// between the caller and the user costs ~10 µs a call at AlexNet's first
+// layer on a 2-core CPU, where a 9 MB tensor has just evicted the
+// interpreter from the caches. The builtin's self is cnnfast._C, as for a
+// module's own functions, so that it prints and pickles as a function.
+template <class Ops>
+struct Activation {
+  static inline std::optional<c10::OperatorHandle> op;
+  static inline PyObject* fallback = nullptr;
+  static inline std::string doc;
+  static inline PyMethodDef def;
+
+  static PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject* kwnames) {
+    if (kwnames == nullptr) {
+      PyObject* out = call_below_autograd(*op, args, count);
+      if (out != Py_NotImplemented) return out;
+      Py_DECREF(out);
+      // Under CUDA autocast the Python path calls the op through autograd.
+      if (c10::GradMode::is_enabled() && !at::autocast::is_autocast_enabled(at::kCUDA)) {
+        out = call_through_node(&with_grad<Ops>, args, count);
+        if (out != Py_NotImplemented) return out;
+        Py_DECREF(out);
+      }
+    }
+    return PyObject_Vectorcall(fallback, args, static_cast<size_t>(count), kwnames);
+  }
+
+  // The builtin named `name` (the fallback's docstring and module), made
+  // once; the definition and the fallback live as long as the process.
+  static PyObject* make(PyObject* module, const char* name, PyObject* new_fallback) {
+    HANDLE_TH_ERRORS
+    if (fallback == nullptr) {
+      PyObject* text = PyObject_GetAttrString(new_fallback, "__doc__");
+      if (text == nullptr) return nullptr;
+      const char* utf8 = PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "";
+      if (utf8 != nullptr) doc = std::string(name) + "(x)\n--\n\n" + utf8;
+      Py_DECREF(text);
+      if (utf8 == nullptr) return nullptr;
+      op = c10::Dispatcher::singleton().findSchemaOrThrow(Ops::kForward, "");
+      def = {name, reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call)),
+             METH_FASTCALL | METH_KEYWORDS, doc.c_str()};
+    }
+    Py_INCREF(new_fallback);
+    Py_XSETREF(fallback, new_fallback);
+    PyObject* module_name = PyObject_GetAttrString(new_fallback, "__module__");
+    if (module_name == nullptr) return nullptr;
+    PyObject* builtin = PyCFunction_NewEx(&def, module, module_name);
+    Py_DECREF(module_name);
+    return builtin;
+    END_HANDLE_TH_ERRORS
+  }
+};
 
 }  // namespace
 
@@ -324,6 +401,21 @@ PyObject* make_autograd_caller(PyObject*, PyObject* name) {
   Py_DECREF(capsule);
   return caller;
   END_HANDLE_TH_ERRORS
+}
+
+PyObject* make_activation(PyObject* module, PyObject* args) {
+  const char* name = nullptr;
+  PyObject* fallback = nullptr;
+  if (!PyArg_ParseTuple(args, "sO:_activation", &name, &fallback)) return nullptr;
+  if (!PyCallable_Check(fallback)) {
+    PyErr_SetString(PyExc_TypeError, "_activation: the fallback must be callable");
+    return nullptr;
+  }
+  if (!load_parameter_type()) return nullptr;
+  if (std::string(name) == "relu") return Activation<ReluOps>::make(module, "relu", fallback);
+  if (std::string(name) == "tanh") return Activation<TanhOps>::make(module, "tanh", fallback);
+  PyErr_Format(PyExc_ValueError, "_activation: no builtin for cnnfast::%s", name);
+  return nullptr;
 }
 
 }  // namespace cnnfast

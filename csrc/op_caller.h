@@ -13,4 +13,9 @@ PyObject* make_op_caller(PyObject* module, PyObject* name);
 // NotImplemented where the Python path must run (op_caller.cpp).
 PyObject* make_autograd_caller(PyObject* module, PyObject* name);
 
+// cnnfast._C._activation(name, fallback), for relu and tanh: the public
+// function as a builtin that calls the op through the two callers above
+// and calls `fallback` (the Python function) where both decline.
+PyObject* make_activation(PyObject* module, PyObject* args);
+
 }  // namespace cnnfast

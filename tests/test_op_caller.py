@@ -2,6 +2,9 @@
 the ops, and NotImplemented wherever the general Python path must run."""
 
 import contextlib
+import inspect
+import pickle
+import types
 
 import pytest
 import torch
@@ -216,3 +219,56 @@ def test_the_cpp_node_declines_what_the_op_caller_declines():
         assert call(x) is NotImplemented
     with pytest.raises(ValueError, match="no C\\+\\+ autograd for cnnfast::max_pool2d"):
         _C._autograd_caller("max_pool2d")
+
+
+# cnnfast.relu and cnnfast.tanh are builtins (op_caller.cpp, Activation)
+# that take the two callers above and fall back on the Python function.
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_the_activations_are_builtins_that_behave_as_functions(name):
+    function = getattr(cnnfast, name)
+    assert isinstance(function, types.BuiltinFunctionType)
+    assert function is getattr(cnnfast.ops, name)
+    assert repr(function) == f"<built-in function {name}>"
+    assert function.__module__ == "cnnfast.ops" and function.__name__ == name
+    assert str(inspect.signature(function)) == "(x)"
+    assert f"torch.{name} on cnnfast's kernels" in function.__doc__
+    assert pickle.loads(pickle.dumps(function)) is function
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_the_activations_call_python_only_where_the_callers_decline(name, monkeypatch):
+    python_calls = []
+    run = cnnfast.ops._run
+
+    def counted(*args):
+        python_calls.append(args[0])
+        return run(*args)
+
+    monkeypatch.setattr(cnnfast.ops, "_run", counted)
+    function, reference = getattr(cnnfast, name), getattr(torch, name)
+    x = sample("cpu")
+    torch.testing.assert_close(function(x), reference(x), rtol=2e-7, atol=0)
+    out = function(x.clone().requires_grad_())
+    assert out.grad_fn is not None
+    assert python_calls == []
+    torch.testing.assert_close(function(x=x), reference(x), rtol=2e-7, atol=0)
+    assert python_calls == [name]
+    assert type(function(x.as_subclass(Tagged))) is Tagged
+    with RecordFunctions() as mode:
+        function(x)
+    assert getattr(ops, name).default in mode.seen
+    assert python_calls == [name] * 3
+
+
+def test_the_activations_raise_what_the_python_path_raises():
+    with pytest.raises(TypeError, match="relu\\(\\) missing 1 required positional argument: 'x'"):
+        cnnfast.relu()
+    with pytest.raises(TypeError, match="tanh\\(\\) got an unexpected keyword argument 'input'"):
+        cnnfast.tanh(input=sample("cpu"))
+    with pytest.raises(RuntimeError) as expected:
+        ops.relu(3)
+    with pytest.raises(RuntimeError) as got:
+        cnnfast.relu(3)
+    assert str(got.value) == str(expected.value)
+    with pytest.raises(ValueError, match="no builtin for cnnfast::max_pool2d"):
+        _C._activation("max_pool2d", lambda x: x)
