@@ -25,24 +25,25 @@ template <class T>
 constexpr int64_t kLanes = kVectorBytes / sizeof(T);
 
 // Aligned like T, so that a vector may be loaded from any element's address.
-template <class T>
+// Bytes: the build's widest vectors unless a loop asks for narrower ones.
+template <class T, int Bytes = kVectorBytes>
 struct VectorOf {
-  typedef T type __attribute__((vector_size(kVectorBytes), aligned(sizeof(T))));
-  typedef T alias __attribute__((vector_size(kVectorBytes), aligned(sizeof(T)), may_alias));
+  typedef T type __attribute__((vector_size(Bytes), aligned(sizeof(T))));
+  typedef T alias __attribute__((vector_size(Bytes), aligned(sizeof(T)), may_alias));
 };
 
 // The vector at p, and v stored at p: one (unaligned) vector move. Not
 // memcpy: under AVX2 GCC 12 copied a 32-byte memcpy in 16-byte halves
 // through the stack, and the GEMM's microkernel, reading B so, ran at 15%
 // of its speed (17 against 115 GFLOP/s on one core of an AMD EPYC).
-template <class T>
-inline __attribute__((always_inline)) typename VectorOf<T>::type load_vector(const T* p) {
-  return *reinterpret_cast<const typename VectorOf<T>::alias*>(p);
+template <int Bytes = kVectorBytes, class T>
+inline __attribute__((always_inline)) typename VectorOf<T, Bytes>::type load_vector(const T* p) {
+  return *reinterpret_cast<const typename VectorOf<T, Bytes>::alias*>(p);
 }
 
-template <class T>
-inline __attribute__((always_inline)) void store_vector(T* p, typename VectorOf<T>::type v) {
-  *reinterpret_cast<typename VectorOf<T>::alias*>(p) = v;
+template <int Bytes = kVectorBytes, class T>
+inline __attribute__((always_inline)) void store_vector(T* p, typename VectorOf<T, Bytes>::type v) {
+  *reinterpret_cast<typename VectorOf<T, Bytes>::alias*>(p) = v;
 }
 
 // Masked moves: the lanes of `bits` (bit i: lane i) loaded from p, the
@@ -103,16 +104,27 @@ inline __attribute__((always_inline)) void store_lanes(T* p, typename VectorOf<T
     if (bits >> i & 1u) p[i] = v[i];
 }
 
-// The first n (<= kLanes) elements at p as a vector, the other lanes 0;
-// and the first n lanes of v stored at p.
-template <class T>
-inline __attribute__((always_inline)) typename VectorOf<T>::type load_first(const T* p, int64_t n) {
-  return load_lanes(p, (1u << n) - 1u);
+// The first n (fewer than a vector's lanes) elements at p as a vector, the
+// other lanes 0; and the first n lanes of v stored at p. Narrower vectors
+// than the build's move lane by lane.
+template <int Bytes = kVectorBytes, class T>
+inline __attribute__((always_inline)) typename VectorOf<T, Bytes>::type load_first(const T* p, int64_t n) {
+  if constexpr (Bytes == kVectorBytes) {
+    return load_lanes(p, (1u << n) - 1u);
+  } else {
+    typename VectorOf<T, Bytes>::type v{};
+    for (int64_t i = 0; i < n; ++i) v[i] = p[i];
+    return v;
+  }
 }
 
-template <class T>
-inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T>::type v, int64_t n) {
-  store_lanes(p, v, (1u << n) - 1u);
+template <int Bytes = kVectorBytes, class T>
+inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T, Bytes>::type v, int64_t n) {
+  if constexpr (Bytes == kVectorBytes) {
+    store_lanes(p, v, (1u << n) - 1u);
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+  }
 }
 
 using FloatVector = VectorOf<float>::type;
