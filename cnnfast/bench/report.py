@@ -28,7 +28,7 @@ def markdown(report):
         f"cudnn.benchmark {report['cudnn_benchmark']}",
         f"- limits: memory {_number(limits['memory_gbps'], 'GB/s')}, FP32 peak "
         f"{_number(limits['fp32_tflops'], 'TFLOP/s')} ({limits['source']})",
-        "- medians of interleaved runs after warm-up; speedup = reference ms / cnnfast ms",
+        "- medians of interleaved runs (each side first in every other pair) after warm-up; speedup = reference ms / cnnfast ms",
         "",
         "| case | shape | reference | ref ms | cnnfast ms | speedup | cnnfast throughput | share of limit |",
         "|---|---|---|--:|--:|--:|--:|--:|",
