@@ -104,7 +104,7 @@ inline __attribute__((always_inline)) void store_lanes(T* p, typename VectorOf<T
     if (bits >> i & 1u) p[i] = v[i];
 }
 
-// The first n (fewer than a vector's lanes) elements at p as a vector, the
+// The first n (at most a vector's lanes) elements at p as a vector, the
 // other lanes 0; and the first n lanes of v stored at p. Narrower vectors
 // than the build's move lane by lane.
 template <int Bytes = kVectorBytes, class T>
