@@ -322,6 +322,17 @@ def _tanh_backward_fake(grad_output, output):
     return _elementwise_like(output)
 
 
+@torch.library.register_fake("cnnfast::_relu_with_mask")
+def _relu_with_mask_fake(x):
+    out = _elementwise_like(x)
+    return out, torch.empty_like(out, dtype=torch.bool)
+
+
+@torch.library.register_fake("cnnfast::_relu_mask_backward")
+def _relu_mask_backward_fake(grad_output, mask):
+    return torch.empty_like(_elementwise_like(mask), dtype=grad_output.dtype)
+
+
 @torch.library.register_fake("cnnfast::_max_pool2d_with_offsets")
 def _max_pool2d_fake(x, kernel_size, stride=(), padding=(0,), ceil_mode=False):
     shape, kernel = _pooled_shape(x, kernel_size, stride, padding, ceil_mode)
@@ -429,6 +440,17 @@ def _tanh_backward(ctx, grad_output):
     return _ops._tanh_backward(grad_output, output)
 
 
+# relu on the CPU through its C++ node saves where the gradient passes
+# rather than the output (csrc/ops.cpp, _relu_with_mask).
+def _save_mask(ctx, inputs, output):
+    ctx.save_for_backward(output[1])
+
+
+def _relu_mask_backward(ctx, grad_output, _grad_mask):
+    (mask,) = ctx.saved_tensors
+    return _ops._relu_mask_backward(grad_output, mask)
+
+
 # The backward ops' own gradients, for double backward (a gradient penalty,
 # gradgradcheck): relu's grad_x = grad_y · (y > 0) passes grad_y's gradient
 # through the same mask, and none to y (zero almost everywhere, as torch's);
@@ -439,6 +461,11 @@ def _tanh_backward(ctx, grad_output):
 def _relu_backward_backward(ctx, grad_grad_x):
     _, output = ctx.saved_tensors
     return _ops._relu_backward(grad_grad_x, output), None
+
+
+def _relu_mask_backward_backward(ctx, grad_grad_x):
+    _, mask = ctx.saved_tensors
+    return _ops._relu_mask_backward(grad_grad_x, mask), None
 
 
 def _tanh_backward_backward(ctx, grad_grad_x):
@@ -596,6 +623,8 @@ _register_autograd("linear", _linear_backward, _linear_setup)
 _register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
 _register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
 _register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
+_register_autograd("_relu_with_mask", _relu_mask_backward, _save_mask)
+_register_autograd("_relu_mask_backward", _relu_mask_backward_backward, _save_inputs)
 _register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
 _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)

@@ -23,7 +23,11 @@
 
 #include <optional>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
+
+#include "runtime.h"
 
 namespace cnnfast {
 namespace {
@@ -231,7 +235,8 @@ std::optional<std::string> caller_op_name(PyObject* name, const char* maker) {
 // autograd node, as torch's own activations have. The Python
 // autograd.Function those formulas otherwise run in cost ~25 µs a forward
 // and ~20 a backward at AlexNet's first layer (8×96×55×55) on a 2-core CPU,
-// where the kernels take ~130 and ~250 µs.
+// where the kernels take ~130 and ~250 µs. (relu on the CPU saves a mask
+// instead: ReluSavingMask, below.)
 struct ReluOps {
   static constexpr const char* kForward = "cnnfast::relu";
   static constexpr const char* kBackward = "cnnfast::_relu_backward";
@@ -240,6 +245,17 @@ struct TanhOps {
   static constexpr const char* kForward = "cnnfast::tanh";
   static constexpr const char* kBackward = "cnnfast::_tanh_backward";
 };
+
+// grad_x = backward_op(grad_y, saved): under create_graph through the
+// backward op's own autograd (double backward); otherwise below it,
+// sparing the trip into Python that torch.library's autograd kernel takes
+// even to step aside.
+at::Tensor call_backward_op(const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>& op,
+                            const at::Tensor& grad_output, const at::Tensor& saved) {
+  if (c10::GradMode::is_enabled()) return op.call(grad_output, saved);
+  at::AutoDispatchBelowAutograd below_autograd;
+  return op.call(grad_output, saved);
+}
 
 template <class Ops>
 struct BackwardFromOutput : torch::autograd::Function<BackwardFromOutput<Ops>> {
@@ -261,20 +277,51 @@ struct BackwardFromOutput : torch::autograd::Function<BackwardFromOutput<Ops>> {
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow(Ops::kBackward, "")
                                .template typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-    const at::Tensor output = ctx->get_saved_variables()[0];
-    // create_graph: through the backward op's own autograd (double
-    // backward); otherwise below it, sparing the trip into Python that
-    // torch.library's autograd kernel takes even to step aside.
-    if (c10::GradMode::is_enabled()) return {op.call(grads[0], output)};
-    at::AutoDispatchBelowAutograd below_autograd;
-    return {op.call(grads[0], output)};
+    return {call_backward_op(op, grads[0], ctx->get_saved_variables()[0])};
   }
 };
+
+// relu on the CPU saves where its gradient passes, a byte per element,
+// rather than its output (csrc/ops.cpp, _relu_with_mask): its backward then
+// reads 5 bytes an element where it read 8 (float32), and at AlexNet's
+// first layer a forward and backward took ~6% less time on a 2-core CPU.
+struct ReluSavingMask : torch::autograd::Function<ReluSavingMask> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("cnnfast::_relu_with_mask", "")
+                               .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&)>();
+    at::Tensor y, mask;
+    {
+      at::AutoDispatchBelowAutograd below_autograd;
+      std::tie(y, mask) = op.call(x);
+    }
+    ctx->save_for_backward({mask});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("cnnfast::_relu_mask_backward", "")
+                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+    return {call_backward_op(op, grads[0], ctx->get_saved_variables()[0])};
+  }
+};
+
+// The CPU kernels of _relu_with_mask take what relu's do; under the CUDA
+// emulation relu keeps the CUDA kernels' formulas, which the emulation runs.
+bool relu_saves_mask(const at::Tensor& x) {
+  return x.is_cpu() && !emulating_cuda() &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
+}
 
 using GradCall = at::Tensor (*)(const at::Tensor&);
 
 template <class Ops>
 at::Tensor with_grad(const at::Tensor& x) {
+  if constexpr (std::is_same_v<Ops, ReluOps>) {
+    if (relu_saves_mask(x)) return ReluSavingMask::apply(x);
+  }
   return BackwardFromOutput<Ops>::apply(x);
 }
 

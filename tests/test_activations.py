@@ -106,6 +106,21 @@ def test_bad_input(name, ours, theirs):
         backward(torch.ones(3), torch.ones(3, dtype=torch.float64))
 
 
+def test_relus_mask_ops_check_their_arguments():
+    """relu's CPU node saves a mask (_relu_with_mask) and takes the gradient
+    through it (_relu_mask_backward): bad arguments are clear errors."""
+    ops = torch.ops.cnnfast
+    with pytest.raises(RuntimeError, match="cnnfast._relu_with_mask: x must be"):
+        ops._relu_with_mask(torch.ones(3, dtype=torch.int32))
+    mask = torch.ones(3, dtype=torch.bool)
+    with pytest.raises(RuntimeError, match="cnnfast._relu_mask_backward: grad_output must be"):
+        ops._relu_mask_backward(torch.ones(3, dtype=torch.int64), mask)
+    with pytest.raises(RuntimeError, match="mask must be bool, got Float"):
+        ops._relu_mask_backward(torch.ones(3), torch.ones(3))
+    with pytest.raises(RuntimeError, match="same shape"):
+        ops._relu_mask_backward(torch.ones(4), mask)
+
+
 def test_modules():
     x = torch.randn(4, 5)
     torch.testing.assert_close(cnnfast.nn.ReLU()(x), torch.nn.ReLU()(x))

@@ -38,7 +38,7 @@ def opcheck_cases(device):
     grad_pool = torch.randn_like(out)
     y = torch.tanh(x)
     fused_out, fused_offsets = ops._relu_lrn_max_pool2d_with_offsets(x, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])
-    return [
+    cases = [
         (ops.relu, (x,)),
         (ops.relu, (x.to(memory_format=torch.channels_last),)),
         (ops.tanh, (x.transpose(2, 3),)),
@@ -57,6 +57,15 @@ def opcheck_cases(device):
         (ops._relu_lrn_max_pool2d_with_offsets, (x, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
         (ops._relu_lrn_max_pool2d_backward, (torch.randn_like(fused_out), x, fused_offsets, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
     ]
+    if device == "cpu":  # CPU kernels only: what relu's C++ node saves there
+        _, mask = ops._relu_with_mask(x)
+        cases += [
+            (ops._relu_with_mask, (x,)),
+            (ops._relu_with_mask, (x.to(memory_format=torch.channels_last),)),
+            (ops._relu_mask_backward, (torch.randn_like(x), mask)),
+            (ops._relu_mask_backward, (torch.randn_like(x).transpose(2, 3), mask.transpose(2, 3))),
+        ]
+    return cases
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -145,6 +145,13 @@ inline __attribute__((always_inline)) V relu_grad_lanes(V grad, V out) {
   return out <= V{} ? V{} : grad;
 }
 
+// Where relu_grad_lanes passes the gradient (all bits set) and where not
+// (0), from relu's input or output alike.
+template <class V>
+inline __attribute__((always_inline)) auto relu_passes_lanes(V v) {
+  return ~(v <= V{});
+}
+
 template <class V>
 inline __attribute__((always_inline)) V tanh_grad_lanes(V grad, V out) {
   return grad * (1 - out * out);
