@@ -250,8 +250,10 @@ struct TanhOps {
 // backward op's own autograd (double backward); otherwise below it,
 // sparing the trip into Python that torch.library's autograd kernel takes
 // even to step aside.
-at::Tensor call_backward_op(const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>& op,
-                            const at::Tensor& grad_output, const at::Tensor& saved) {
+using BackwardOp = c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>;
+
+at::Tensor call_backward_op(const BackwardOp& op, const at::Tensor& grad_output,
+                            const at::Tensor& saved) {
   if (c10::GradMode::is_enabled()) return op.call(grad_output, saved);
   at::AutoDispatchBelowAutograd below_autograd;
   return op.call(grad_output, saved);

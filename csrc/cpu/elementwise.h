@@ -33,7 +33,8 @@ void map_lanes(T* __restrict dst, int64_t begin, int64_t end, const F& f, const 
   constexpr int64_t L = Bytes / sizeof(T);
   int64_t i = begin;
   for (; i + 2 * L <= end; i += 2 * L) {
-    const auto first = f(load_vector<Bytes>(src + i)...), second = f(load_vector<Bytes>(src + i + L)...);
+    const auto first = f(load_vector<Bytes>(src + i)...);
+    const auto second = f(load_vector<Bytes>(src + i + L)...);
     store_vector<Bytes>(dst + i, first);
     store_vector<Bytes>(dst + i + L, second);
   }

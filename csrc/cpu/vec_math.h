@@ -108,7 +108,8 @@ inline __attribute__((always_inline)) void store_lanes(T* p, typename VectorOf<T
 // other lanes 0; and the first n lanes of v stored at p. Narrower vectors
 // than the build's move lane by lane.
 template <int Bytes = kVectorBytes, class T>
-inline __attribute__((always_inline)) typename VectorOf<T, Bytes>::type load_first(const T* p, int64_t n) {
+inline __attribute__((always_inline)) typename VectorOf<T, Bytes>::type load_first(const T* p,
+                                                                                 int64_t n) {
   if constexpr (Bytes == kVectorBytes) {
     return load_lanes(p, (1u << n) - 1u);
   } else {
@@ -119,7 +120,8 @@ inline __attribute__((always_inline)) typename VectorOf<T, Bytes>::type load_fir
 }
 
 template <int Bytes = kVectorBytes, class T>
-inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T, Bytes>::type v, int64_t n) {
+inline __attribute__((always_inline)) void store_first(T* p, typename VectorOf<T, Bytes>::type v,
+                                                       int64_t n) {
   if constexpr (Bytes == kVectorBytes) {
     store_lanes(p, v, (1u << n) - 1u);
   } else {
