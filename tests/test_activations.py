@@ -7,8 +7,9 @@ import cnnfast
 from helpers import ALL_DTYPES, DEVICES, assert_close, skip_unsupported
 
 OPS = [("relu", cnnfast.relu, torch.relu), ("tanh", cnnfast.tanh, torch.tanh)]
-# (5, 9): whole steps of two vectors, then a partial vector and more, at
-# the CPU kernels' vector widths (backward's narrower than forward's).
+# (5, 9): whole steps, then the tail (a partial vector, or a whole one and
+# a partial one) at the CPU kernels' vector widths and steps (backward's
+# narrower than forward's).
 SHAPES = [(8, 96, 27, 27), (256, 120), (7,), (5, 9), (0, 3, 5, 5), (3, 1, 1, 1)]
 
 
