@@ -86,6 +86,11 @@ template <class T>
 CNNFAST_INLINE T relu_grad(T grad, T out) {
   return out <= T(0) ? T(0) : grad;
 }
+// Where relu_grad passes the gradient, from relu's input or output alike.
+template <class T>
+CNNFAST_INLINE bool relu_passes(T x) {
+  return !(x <= T(0));
+}
 
 // tanh for each accumulation type (tanhf for float on host and device).
 CNNFAST_INLINE float tanh_value(float x) { return ::tanhf(x); }

@@ -4,6 +4,7 @@
 
 #include <tuple>
 
+#include "../common/numeric.h"
 #include "../emulate/emulate.h"
 #include "../runtime.h"
 #include "elementwise.h"
@@ -36,8 +37,8 @@ void relu_with_mask_range(const T* x, T* y, uint8_t* mask, int64_t begin, int64_
     cpu::store_vector<L>(mask + i, __builtin_convertvector(cpu::relu_passes_lanes(v) & 1, Mask));
   }
   for (; i < end; ++i) {
-    y[i] = x[i] < 0 ? T(0) : x[i];
-    mask[i] = !(x[i] <= 0);
+    y[i] = relu_value(x[i]);
+    mask[i] = relu_passes(x[i]);
   }
 }
 

@@ -147,8 +147,8 @@ inline __attribute__((always_inline)) V relu_grad_lanes(V grad, V out) {
   return out <= V{} ? V{} : grad;
 }
 
-// Where relu_grad_lanes passes the gradient (all bits set) and where not
-// (0), from relu's input or output alike.
+// csrc/common/numeric.h's relu_passes, lane by lane: all bits set where
+// relu_grad_lanes passes the gradient, 0 where not.
 template <class V>
 inline __attribute__((always_inline)) auto relu_passes_lanes(V v) {
   return ~(v <= V{});
