@@ -295,11 +295,18 @@ def _offset_dtype(kernel):
     return torch.uint8 if kernel[0] * kernel[1] <= 256 else torch.int32
 
 
+def _elementwise_channels_last(x):
+    """Whether the elementwise kernels take x in channels_last order
+    (csrc/common/checks.cpp, elementwise_format)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def _elementwise_like(x):
-    channels_last = (
-        x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    )
-    return torch.empty_like(x, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return torch.empty_like(x, memory_format=_memory_format(_elementwise_channels_last(x)))
 
 
 @torch.library.register_fake("cnnfast::relu")
@@ -324,13 +331,12 @@ def _tanh_backward_fake(grad_output, output):
 
 @torch.library.register_fake("cnnfast::_relu_with_mask")
 def _relu_with_mask_fake(x):
-    out = _elementwise_like(x)
-    return out, torch.empty_like(out, dtype=torch.bool)
+    return _elementwise_like(x), x.new_empty((x.numel() + 7) // 8, dtype=torch.uint8)
 
 
 @torch.library.register_fake("cnnfast::_relu_mask_backward")
-def _relu_mask_backward_fake(grad_output, mask):
-    return torch.empty_like(_elementwise_like(mask), dtype=grad_output.dtype)
+def _relu_mask_backward_fake(grad_output, mask, channels_last):
+    return torch.empty_like(grad_output, memory_format=_memory_format(channels_last))
 
 
 @torch.library.register_fake("cnnfast::_max_pool2d_with_offsets")
@@ -444,11 +450,12 @@ def _tanh_backward(ctx, grad_output):
 # rather than the output (csrc/ops.cpp, _relu_with_mask).
 def _save_mask(ctx, inputs, output):
     ctx.save_for_backward(output[1])
+    ctx.channels_last = _elementwise_channels_last(output[0])
 
 
 def _relu_mask_backward(ctx, grad_output, _grad_mask):
     (mask,) = ctx.saved_tensors
-    return _ops._relu_mask_backward(grad_output, mask)
+    return _ops._relu_mask_backward(grad_output, mask, ctx.channels_last)
 
 
 # The backward ops' own gradients, for double backward (a gradient penalty,
@@ -463,9 +470,14 @@ def _relu_backward_backward(ctx, grad_grad_x):
     return _ops._relu_backward(grad_grad_x, output), None
 
 
+def _save_mask_backward_inputs(ctx, inputs, output):
+    _, mask, ctx.channels_last = inputs
+    ctx.save_for_backward(mask)
+
+
 def _relu_mask_backward_backward(ctx, grad_grad_x):
-    _, mask = ctx.saved_tensors
-    return _ops._relu_mask_backward(grad_grad_x, mask), None
+    (mask,) = ctx.saved_tensors
+    return _ops._relu_mask_backward(grad_grad_x, mask, ctx.channels_last), None, None
 
 
 def _tanh_backward_backward(ctx, grad_grad_x):
@@ -624,7 +636,7 @@ _register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
 _register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
 _register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
 _register_autograd("_relu_with_mask", _relu_mask_backward, _save_mask)
-_register_autograd("_relu_mask_backward", _relu_mask_backward_backward, _save_inputs)
+_register_autograd("_relu_mask_backward", _relu_mask_backward_backward, _save_mask_backward_inputs)
 _register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
 _register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
 _register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)

@@ -1,5 +1,6 @@
 // Calls cnnfast's ops through the dispatcher, as a libtorch user would, and
-// checks the results by hand: max_pool2d, relu, and conv2d and linear on
+// checks the results by hand: max_pool2d, relu (its mask of a bit per
+// element and the gradient through it too), and conv2d and linear on
 // the CPU GEMM engine's paths (stride 1, a horizontal stride, LeNet-5's
 // direct convolution) against plain loops. The Makefile builds this check
 // for the other CPU ISA than the Python extension's (AVX2 where the machine
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 #include "runtime.h"
 
@@ -55,6 +57,34 @@ at::Tensor conv2d_by_loops(const at::Tensor& x, const at::Tensor& w, const at::T
 double max_error(const at::Tensor& got, const at::Tensor& expected) {
   if (got.sizes() != expected.sizes()) return INFINITY;
   return (got.to(at::kDouble) - expected).abs().max().item<double>();
+}
+
+// _relu_with_mask's bits (bit i % 8 of byte i / 8: element i passes the
+// gradient) and _relu_mask_backward against loops, over whole vector steps
+// and a tail, a NaN among them (it passes, as in torch).
+void check_relu_mask(at::ScalarType dtype, const char* what) {
+  const auto with_mask = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("cnnfast::_relu_with_mask", "")
+                             .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&)>();
+  const auto mask_backward = c10::Dispatcher::singleton()
+                                 .findSchemaOrThrow("cnnfast::_relu_mask_backward", "")
+                                 .typed<at::Tensor(const at::Tensor&, const at::Tensor&, bool)>();
+  const at::Tensor x = at::randn({45}, dtype);
+  x[5] = NAN;
+  const at::Tensor grad = at::randn({45}, dtype);
+  const auto [y, mask] = with_mask.call(x);
+  const at::Tensor grad_x = mask_backward.call(grad, mask, false).to(at::kDouble);
+  const at::Tensor xd = x.to(at::kDouble), gd = grad.to(at::kDouble), yd = y.to(at::kDouble);
+  bool ok = mask.scalar_type() == at::kByte && mask.numel() == 6;
+  for (int64_t i = 0; ok && i < 45; ++i) {
+    const double v = xd[i].item<double>();
+    const bool passes = !(v <= 0);
+    const bool bit = (mask[i / 8].item<uint8_t>() >> (i % 8) & 1) != 0;
+    const double expected_y = std::isnan(v) ? v : std::max(v, 0.0);
+    const bool y_ok = std::isnan(v) ? std::isnan(yd[i].item<double>()) : yd[i].item<double>() == expected_y;
+    ok = y_ok && bit == passes && grad_x[i].item<double>() == (passes ? gd[i].item<double>() : 0.0);
+  }
+  expect(ok, what);
 }
 
 using Conv2d = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
@@ -111,6 +141,9 @@ int main() {
                         .typed<at::Tensor(const at::Tensor&)>();
   const at::Tensor y = relu.call(at::tensor({-1.f, 0.f, 2.f}));
   expect(at::equal(y, at::tensor({0.f, 0.f, 2.f})), "relu");
+
+  check_relu_mask(at::kFloat, "relu's mask and the gradient through it, float");
+  check_relu_mask(at::kDouble, "relu's mask and the gradient through it, double");
 
   bool raised = false;
   try {

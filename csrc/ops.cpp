@@ -86,12 +86,14 @@ at::Tensor lenet5_forward_unfused(const at::Tensor& x, const LeNet5Parameters& p
 TORCH_LIBRARY(cnnfast, m) {
   m.def("relu(Tensor x) -> Tensor");
   m.def("_relu_backward(Tensor grad_output, Tensor output) -> Tensor");
-  // CPU only: relu's output and where its gradient passes (a bool per
-  // element), which relu's C++ autograd node saves in place of the output
-  // on the CPU, and the gradient through that mask. The backward then reads
-  // a byte per element where _relu_backward reads the whole output.
+  // CPU only: relu's output and where its gradient passes, a bit per
+  // element (uint8, bit i % 8 of byte i / 8 for element i in the output's
+  // memory order), which relu's C++ autograd node saves in place of the
+  // output on the CPU; and the gradient through that mask, laid out as the
+  // output was (channels_last or contiguous). The backward then reads 1/8
+  // byte per element where _relu_backward reads the whole output.
   m.def("_relu_with_mask(Tensor x) -> (Tensor, Tensor)");
-  m.def("_relu_mask_backward(Tensor grad_output, Tensor mask) -> Tensor");
+  m.def("_relu_mask_backward(Tensor grad_output, Tensor mask, bool channels_last) -> Tensor");
   m.def("tanh(Tensor x) -> Tensor");
   m.def("_tanh_backward(Tensor grad_output, Tensor output) -> Tensor");
 

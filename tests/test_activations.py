@@ -113,13 +113,45 @@ def test_relus_mask_ops_check_their_arguments():
     ops = torch.ops.cnnfast
     with pytest.raises(RuntimeError, match="cnnfast._relu_with_mask: x must be"):
         ops._relu_with_mask(torch.ones(3, dtype=torch.int32))
-    mask = torch.ones(3, dtype=torch.bool)
+    _, mask = ops._relu_with_mask(torch.ones(9))
     with pytest.raises(RuntimeError, match="cnnfast._relu_mask_backward: grad_output must be"):
-        ops._relu_mask_backward(torch.ones(3, dtype=torch.int64), mask)
-    with pytest.raises(RuntimeError, match="mask must be bool, got Float"):
-        ops._relu_mask_backward(torch.ones(3), torch.ones(3))
-    with pytest.raises(RuntimeError, match="same shape"):
-        ops._relu_mask_backward(torch.ones(4), mask)
+        ops._relu_mask_backward(torch.ones(9, dtype=torch.int64), mask, False)
+    with pytest.raises(RuntimeError, match="mask must be uint8, got Bool"):
+        ops._relu_mask_backward(torch.ones(9), torch.ones(2, dtype=torch.bool), False)
+    with pytest.raises(RuntimeError, match="a bit for each of grad_output's 17 elements \\(3 bytes\\), got shape \\[2\\]"):
+        ops._relu_mask_backward(torch.ones(17), mask, False)
+    with pytest.raises(RuntimeError, match="a bit for each"):
+        ops._relu_mask_backward(torch.ones(9), mask.view(2, 1), False)
+    with pytest.raises(RuntimeError, match="channels_last needs a 4-D grad_output, got 1-D"):
+        ops._relu_mask_backward(torch.ones(9), mask, True)
+
+
+# relu's CPU node saves a bit per element (_relu_with_mask): bit i % 8 of
+# byte i / 8 for element i in the output's memory order. (65549,): two
+# threads, the second starting at a byte that is not a whole vector step.
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,channels_last", [((5, 9), False), ((65549,), False), ((3, 6, 55, 7), False),
+                                                 ((3, 6, 55, 7), True)], ids=str)
+def test_relus_mask_holds_a_bit_per_element(dtype, shape, channels_last):
+    x = torch.randn(shape, dtype=dtype)
+    x.view(-1)[::7], x.view(-1)[::11], x.view(-1)[::13] = float("nan"), 0.0, -0.0
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    out, mask = torch.ops.cnnfast._relu_with_mask(x)
+    torch.testing.assert_close(out, torch.relu(x), equal_nan=True, rtol=0, atol=0)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert mask.dtype == torch.uint8 and mask.shape == ((x.numel() + 7) // 8,)
+    in_memory_order = out.permute(0, 2, 3, 1) if channels_last else out
+    bits = (mask.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8)) & 1
+    passes = ~(in_memory_order <= 0)  # NaN passes, as in torch's threshold_backward
+    assert torch.equal(bits.flatten()[: x.numel()].bool(), passes.flatten())
+    # The gradient through the mask, whatever the gradient's own layout.
+    grad = torch.randn(shape, dtype=dtype).transpose(0, -1).contiguous().transpose(0, -1)
+    got = torch.ops.cnnfast._relu_mask_backward(grad, mask, channels_last)
+    assert torch.equal(got, torch.ops.aten.threshold_backward(grad, out, 0))
+    xg = x.detach().requires_grad_()
+    (through_node,) = torch.autograd.grad(cnnfast.relu(xg), xg, grad)
+    assert torch.equal(through_node, got)
 
 
 def test_modules():

@@ -58,12 +58,15 @@ def opcheck_cases(device):
         (ops._relu_lrn_max_pool2d_backward, (torch.randn_like(fused_out), x, fused_offsets, 3, 0.5, 0.75, 2.0, [3, 3], [2, 2])),
     ]
     if device == "cpu":  # CPU kernels only: what relu's C++ node saves there
+        x_channels_last = x.to(memory_format=torch.channels_last)
         _, mask = ops._relu_with_mask(x)
+        _, mask_channels_last = ops._relu_with_mask(x_channels_last)
         cases += [
             (ops._relu_with_mask, (x,)),
-            (ops._relu_with_mask, (x.to(memory_format=torch.channels_last),)),
-            (ops._relu_mask_backward, (torch.randn_like(x), mask)),
-            (ops._relu_mask_backward, (torch.randn_like(x).transpose(2, 3), mask.transpose(2, 3))),
+            (ops._relu_with_mask, (x_channels_last,)),
+            (ops._relu_mask_backward, (torch.randn_like(x), mask, False)),
+            (ops._relu_mask_backward, (torch.randn_like(x), mask_channels_last, True)),
+            (ops._relu_mask_backward, (torch.randn_like(x).transpose(2, 3), mask, False)),
         ]
     return cases
 

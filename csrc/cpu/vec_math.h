@@ -3,7 +3,7 @@
 // partial loads and stores, and the activations a whole vector at a time:
 // relu, and a float tanh without branches or libm calls (libm's tanhf is
 // scalar), within 3 ulp of tanh.
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 #include <cmath>
@@ -152,6 +152,30 @@ inline __attribute__((always_inline)) V relu_grad_lanes(V grad, V out) {
 template <class V>
 inline __attribute__((always_inline)) auto relu_passes_lanes(V v) {
   return ~(v <= V{});
+}
+
+// Bit l set where lane l of `lanes` (all bits set or none, as a comparison
+// gives) is set: one move-mask or test instruction on x86.
+template <class Lanes>
+inline __attribute__((always_inline)) uint32_t lane_bits(Lanes lanes) {
+  constexpr int kBytes = sizeof(Lanes), kLaneBytes = sizeof(lanes[0]);
+#if defined(__AVX512F__)
+  if constexpr (kBytes == 64 && kLaneBytes == 4)
+    return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
+  if constexpr (kBytes == 64 && kLaneBytes == 8)
+    return _mm512_test_epi64_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
+#endif
+#if defined(__AVX__)
+  if constexpr (kBytes == 32 && kLaneBytes == 4) return _mm256_movemask_ps(reinterpret_cast<__m256>(lanes));
+  if constexpr (kBytes == 32 && kLaneBytes == 8) return _mm256_movemask_pd(reinterpret_cast<__m256d>(lanes));
+#endif
+#if defined(__SSE2__)
+  if constexpr (kBytes == 16 && kLaneBytes == 4) return _mm_movemask_ps(reinterpret_cast<__m128>(lanes));
+  if constexpr (kBytes == 16 && kLaneBytes == 8) return _mm_movemask_pd(reinterpret_cast<__m128d>(lanes));
+#endif
+  uint32_t bits = 0;
+  for (int l = 0; l < kBytes / kLaneBytes; ++l) bits |= static_cast<uint32_t>(lanes[l] != 0) << l;
+  return bits;
 }
 
 template <class V>
