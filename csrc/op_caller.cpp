@@ -284,7 +284,9 @@ struct BackwardFromOutput : torch::autograd::Function<BackwardFromOutput<Ops>> {
 
 // relu on the CPU saves where its gradient passes, a bit per element,
 // rather than its output (csrc/ops.cpp, _relu_with_mask): its backward then
-// reads 4 1/8 bytes an element where it read 8 (float32).
+// reads 4 1/8 bytes an element where it read 8 (float32): at AlexNet's
+// first layer on a 2-core CPU it ran 1.3-1.5x torch's threshold_backward,
+// and a forward and backward 1.1-1.3x torch's.
 struct ReluSavingMask : torch::autograd::Function<ReluSavingMask> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
     static const auto op = c10::Dispatcher::singleton()
