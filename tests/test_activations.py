@@ -154,6 +154,18 @@ def test_relus_mask_holds_a_bit_per_element(dtype, shape, channels_last):
     assert torch.equal(through_node, got)
 
 
+@pytest.mark.large
+def test_relus_mask_past_2_31_elements():
+    # 2**31 + 2**20 floats (8.6 GB in, 8.6 GB out, 268 MB of mask): the
+    # mask's bytes and the elements' offsets in 64 bits.
+    x = torch.zeros(2**31 + 2**20)
+    x[-1] = 1.0
+    out, mask = torch.ops.cnnfast._relu_with_mask(x)
+    del x
+    assert out[-1] == 1.0 and out.sum() == 1.0
+    assert mask.shape == (2**28 + 2**17,) and mask[-1] == 128 and mask.sum(dtype=torch.int64) == 128
+
+
 def test_modules():
     x = torch.randn(4, 5)
     torch.testing.assert_close(cnnfast.nn.ReLU()(x), torch.nn.ReLU()(x))
