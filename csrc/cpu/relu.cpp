@@ -76,12 +76,9 @@ void relu_mask_backward_range(const T* grad, const uint8_t* mask, T* grad_x, int
   static_assert(8 % L == 0, "a vector's bits lie in one mask byte");
   using V = typename cpu::VectorOf<T, Bytes>::type;
   using Lanes = decltype(V{} < V{});  // integers as wide as T, as a comparison gives
-  Lanes lane_bit{};
-  for (int64_t l = 0; l < L; ++l) lane_bit[l] = 1 << l;
   int64_t i = begin;
   for (; i + L <= end; i += L) {
-    const Lanes bits = Lanes{} + (mask[i / 8] >> (i % 8));
-    const Lanes keep = (bits & lane_bit) != 0;
+    const Lanes keep = cpu::bit_lanes<Lanes>(mask[i / 8] >> (i % 8));
     cpu::store_vector<Bytes>(grad_x + i, (V)((Lanes)cpu::load_vector<Bytes>(grad + i) & keep));
   }
   for (; i < end; ++i) grad_x[i] = (mask[i / 8] >> (i % 8) & 1) ? grad[i] : T(0);

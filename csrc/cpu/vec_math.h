@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace cnnfast {
 namespace cpu {
@@ -46,6 +47,40 @@ inline __attribute__((always_inline)) void store_vector(T* p, typename VectorOf<
   *reinterpret_cast<typename VectorOf<T, Bytes>::alias*>(p) = v;
 }
 
+// Bit l set where lane l of `lanes` (all bits set or none, as a comparison
+// gives) is set: one move-mask or test instruction on x86.
+template <class Lanes>
+inline __attribute__((always_inline)) uint32_t lane_bits(Lanes lanes) {
+  constexpr int kBytes = sizeof(Lanes), kLaneBytes = sizeof(lanes[0]);
+#if defined(__AVX512F__)
+  if constexpr (kBytes == 64 && kLaneBytes == 4)
+    return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
+  if constexpr (kBytes == 64 && kLaneBytes == 8)
+    return _mm512_test_epi64_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
+#endif
+#if defined(__AVX__)
+  if constexpr (kBytes == 32 && kLaneBytes == 4) return _mm256_movemask_ps(reinterpret_cast<__m256>(lanes));
+  if constexpr (kBytes == 32 && kLaneBytes == 8) return _mm256_movemask_pd(reinterpret_cast<__m256d>(lanes));
+#endif
+#if defined(__SSE2__)
+  if constexpr (kBytes == 16 && kLaneBytes == 4) return _mm_movemask_ps(reinterpret_cast<__m128>(lanes));
+  if constexpr (kBytes == 16 && kLaneBytes == 8) return _mm_movemask_pd(reinterpret_cast<__m128d>(lanes));
+#endif
+  uint32_t bits = 0;
+  for (int l = 0; l < kBytes / kLaneBytes; ++l) bits |= static_cast<uint32_t>(lanes[l] != 0) << l;
+  return bits;
+}
+
+// lane_bits' inverse: lane l all bits set where bit l of `bits` is, 0
+// where not (a broadcast, an and and a comparison).
+template <class Lanes>
+inline __attribute__((always_inline)) Lanes bit_lanes(uint32_t bits) {
+  using Integer = std::remove_cvref_t<decltype(std::declval<Lanes&>()[0])>;
+  Lanes lane_bit{};
+  for (int l = 0; l < static_cast<int>(sizeof(Lanes) / sizeof(Integer)); ++l) lane_bit[l] = Integer(1) << l;
+  return ((Lanes{} + static_cast<Integer>(bits)) & lane_bit) == lane_bit;
+}
+
 // Masked moves: the lanes of `bits` (bit i: lane i) loaded from p, the
 // others 0, and stored to p, the others left as they are. Masked-off lanes
 // are neither read nor written and never fault, so p may point past either
@@ -58,14 +93,8 @@ constexpr bool kMaskedMoves = kVectorBytes >= 32;
 #if defined(__AVX2__) && !defined(__AVX512F__)
 template <class T>
 inline __attribute__((always_inline)) __m256i lane_mask(uint32_t bits) {
-  if constexpr (sizeof(T) == 4) {
-    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i lanes = _mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), lane_bit);
-    return _mm256_cmpeq_epi32(lanes, lane_bit);
-  } else {
-    const __m256i lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
-    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane_bit), lane_bit);
-  }
+  using V = typename VectorOf<T>::type;
+  return reinterpret_cast<__m256i>(bit_lanes<decltype(V{} < V{})>(bits));
 }
 #endif
 
@@ -152,30 +181,6 @@ inline __attribute__((always_inline)) V relu_grad_lanes(V grad, V out) {
 template <class V>
 inline __attribute__((always_inline)) auto relu_passes_lanes(V v) {
   return ~(v <= V{});
-}
-
-// Bit l set where lane l of `lanes` (all bits set or none, as a comparison
-// gives) is set: one move-mask or test instruction on x86.
-template <class Lanes>
-inline __attribute__((always_inline)) uint32_t lane_bits(Lanes lanes) {
-  constexpr int kBytes = sizeof(Lanes), kLaneBytes = sizeof(lanes[0]);
-#if defined(__AVX512F__)
-  if constexpr (kBytes == 64 && kLaneBytes == 4)
-    return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
-  if constexpr (kBytes == 64 && kLaneBytes == 8)
-    return _mm512_test_epi64_mask(reinterpret_cast<__m512i>(lanes), reinterpret_cast<__m512i>(lanes));
-#endif
-#if defined(__AVX__)
-  if constexpr (kBytes == 32 && kLaneBytes == 4) return _mm256_movemask_ps(reinterpret_cast<__m256>(lanes));
-  if constexpr (kBytes == 32 && kLaneBytes == 8) return _mm256_movemask_pd(reinterpret_cast<__m256d>(lanes));
-#endif
-#if defined(__SSE2__)
-  if constexpr (kBytes == 16 && kLaneBytes == 4) return _mm_movemask_ps(reinterpret_cast<__m128>(lanes));
-  if constexpr (kBytes == 16 && kLaneBytes == 8) return _mm_movemask_pd(reinterpret_cast<__m128d>(lanes));
-#endif
-  uint32_t bits = 0;
-  for (int l = 0; l < kBytes / kLaneBytes; ++l) bits |= static_cast<uint32_t>(lanes[l] != 0) << l;
-  return bits;
 }
 
 template <class V>
