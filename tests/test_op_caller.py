@@ -229,7 +229,7 @@ def test_the_cpp_node_declines_what_the_op_caller_declines():
         _C._autograd_caller("max_pool2d")
 
 
-# cnnfast.relu and cnnfast.tanh are builtins (op_caller.cpp, Activation)
+# cnnfast.relu and cnnfast.tanh are builtins (op_caller.cpp, ActivationBuiltin)
 # that take the two callers above and fall back on the Python function.
 @pytest.mark.parametrize("name", ["relu", "tanh"])
 def test_the_activations_are_builtins_that_behave_as_functions(name):
