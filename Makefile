@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MAX_JOBS ?= 2
 
-SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in') setup.py
+SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' -o -name '*.in' -o -name '*.json') setup.py cnnfast/_isa.py
 STAMP := build/.built-$(notdir $(VENV))
 
 .PHONY: venv build test test-cpu test-emulated test-cpp sanitize ptxas-report sass-report demo bench bench-pytest gpu-check gpu-prebuild clean
@@ -20,11 +20,15 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# Incremental: ninja recompiles only what changed.
+# Incremental: ninja recompiles only what changed. The checkout is then on
+# .venv's path (a .pth file, as an editable install), so `import cnnfast`
+# works from any folder once .venv is activated. (pip install -e would
+# compile everything again in a folder of its own.)
 build: $(STAMP)
 
 $(STAMP): $(VENV)/.installed $(SOURCES)
 	$(PY) setup.py -q build_ext --inplace
+	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/cnnfast-checkout.pth', 'w').write(sys.argv[1] + '\n')" "$(CURDIR)"
 	@mkdir -p build && touch $@
 
 test: test-cpu test-emulated test-cpp
@@ -33,9 +37,10 @@ test-cpu: build
 	$(PY) -c "import cnnfast, json; i = cnnfast.info(); print(json.dumps({k: i[k] for k in ('torch', 'cuda_compiled', 'cuda_archs', 'cpu_isa', 'cuda_available')}))"
 	$(PY) -m pytest -q tests
 
-# The same suite with the CUDA kernels' code running on the CPU.
+# The same suite with the CUDA kernels' code running on the CPU; it fails
+# if a CUDA kernel of the table never ran (tests/conftest.py).
 test-emulated: build
-	CNNFAST_EMULATE_CUDA=1 $(PY) -m pytest -q tests
+	CNNFAST_EMULATE_CUDA=1 CNNFAST_KERNEL_COVERAGE=1 $(PY) -m pytest -q tests
 
 # The libtorch (CMake) build and its CTest check, for the other CPU ISA than
 # the Python extension's where the machine has AVX-512 (avx2), so that CI
@@ -44,7 +49,7 @@ test-cpp: $(VENV)/.installed
 	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-9.0}" cmake -S . -B cmake-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" \
 	  -DCUDA_TOOLKIT_ROOT_DIR="$$($(PY) setup.py cuda-root)" -DCNNFAST_CPU_ISA="$$($(PY) setup.py cpu-isa | sed s/avx512/avx2/)" \
-	  -DCNNFAST_WITH_CUDA=OFF
+	  -DCNNFAST_WITH_CUDA=OFF -DCNNFAST_WERROR=$$([ "$${CNNFAST_WERROR:-0}" = 1 ] && echo ON || echo OFF)
 	cmake --build cmake-build -j $(MAX_JOBS)
 	cd cmake-build && ctest --output-on-failure
 

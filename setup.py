@@ -1,9 +1,11 @@
 """Build cnnfast._C: the CPU kernels always, the CUDA kernels whenever a CUDA
 toolkit and a CUDA build of torch are present (a GPU is not needed).
 
-Install with `pip install --no-build-isolation .`: the extension must be
-compiled against the torch it will run with, and build isolation would
-compile it against a freshly downloaded torch instead.
+The extension must be compiled against the torch it will run with. With
+`pip install --no-build-isolation .` it imports that torch directly; with
+a plain `pip install .`, pip's isolated build environment hides it, so this
+file asks the Python that runs pip where its torch is and builds against
+that one (find_torch).
 
 Environment:
   CNNFAST_CUDA=0|1        force a CPU-only build / make a missing toolkit an error
@@ -15,33 +17,35 @@ Environment:
                           for every CUDA kernel (make ptxas-report)
   CNNFAST_SANITIZE=1      compile the C++ with AddressSanitizer and
                           UndefinedBehaviorSanitizer (make sanitize)
+  CNNFAST_DEBUG=1         keep debug information (-g, nvcc -lineinfo);
+                          release builds have none
+  CNNFAST_WERROR=1        compiler warnings in cnnfast's sources are errors (CI)
 """
 
 import glob
+import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
-
-from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 GENERATED = os.path.join(ROOT, "build", "generated")
 DEFAULT_ARCHS = "9.0"
 
-ISA_FLAGS = {
-    "avx512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma",
-               "-mf16c", "-mprefer-vector-width=512"],
-    "avx2": ["-mavx2", "-mfma", "-mf16c"],
-    "generic": [],
-}
-# The /proc/cpuinfo flags each ISA level needs; cnnfast/_loader.py checks
-# the same list before loading the library on another CPU.
-ISA_CPU_FLAGS = {
-    "avx512": ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "f16c"],
-    "avx2": ["avx2", "fma", "f16c"],
-    "generic": [],
-}
+
+
+def _load_isa_module():
+    """cnnfast/_isa.py by path: the package itself needs the built extension."""
+    spec = importlib.util.spec_from_file_location("cnnfast_isa", os.path.join(ROOT, "cnnfast", "_isa.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+isa_support = _load_isa_module()
+ISA_TABLE = isa_support.load_table(os.path.join(ROOT, "csrc", "cpu", "isa.json"))
 
 # make sanitize: out-of-bounds accesses in torch-allocated memory (ASan) and
 # array indices past a fixed bound, the emulated kernels' shared memory
@@ -93,28 +97,39 @@ def find_cuda_root():
     return None
 
 
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def choose_cpu_isa():
-    forced = os.environ.get("CNNFAST_CPU_ISA")
-    if forced:
-        if forced not in ISA_FLAGS:
-            sys.exit(f"cnnfast setup: CNNFAST_CPU_ISA must be one of {sorted(ISA_FLAGS)}, got {forced!r}")
-        return forced
-    flags = cpu_flags()
-    for isa in ("avx512", "avx2"):
-        if all(flag in flags for flag in ISA_CPU_FLAGS[isa]):
-            return isa
-    return "generic"
+    try:
+        return isa_support.choose(ISA_TABLE, os.environ.get("CNNFAST_CPU_ISA"))
+    except ValueError as error:
+        sys.exit(f"cnnfast setup: {error}")
+
+
+def find_torch():
+    """The torch to build against. Under pip's build isolation (a plain
+    `pip install .`) the build environment has no torch, but the Python
+    running the build is the one pip was started with, and its own
+    environment has the torch the extension will run with: its
+    site-packages folder is added (last) to this process's path."""
+    try:
+        import torch
+
+        return torch
+    except ImportError:
+        pass
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONHOME")}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))"],
+        capture_output=True, text=True, env=clean,
+    )
+    if probe.returncode != 0:
+        sys.exit(f"cnnfast setup: torch is not installed for {sys.executable}; install it first "
+                 "(pip install torch), then: pip install --no-build-isolation .")
+    site = probe.stdout.strip()
+    sys.path.append(site)
+    import torch
+
+    say(f"building against the torch of {sys.executable} ({torch.__version__}, {site}), not pip's isolated one")
+    return torch
 
 
 def decide_cuda(torch):
@@ -151,11 +166,11 @@ def write_build_config(torch_version, archs, isa):
         f.write("# Written by setup.py: what the extension was built for.\n")
         f.write(f"torch_version = {torch_version!r}\n")
         f.write(f"cpu_isa = {isa!r}\n")
-        f.write(f"cpu_flags = {ISA_CPU_FLAGS[isa]!r}\n")
+        f.write(f"cpu_flags = {ISA_TABLE[isa]['cpuinfo']!r}\n")
 
 
 def extension_modules():
-    import torch
+    torch = find_torch()
 
     cuda_root = decide_cuda(torch)
     if cuda_root:
@@ -173,13 +188,16 @@ def extension_modules():
 
     sources = sorted(
         glob.glob("csrc/*.cpp") + glob.glob("csrc/common/*.cpp") + glob.glob("csrc/cpu/*.cpp")
-        + glob.glob("csrc/emulate/*.cpp")
+        + glob.glob("csrc/autograd/*.cpp")
     )
     # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers, so
     # without it the CPU kernels would run on one thread. -fno-trapping-math
     # and -fno-math-errno let loops with selects and sqrt vectorize; neither
     # changes a result.
-    cxx_flags = ["-O3", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"] + ISA_FLAGS[isa]
+    debug = os.environ.get("CNNFAST_DEBUG") == "1"
+    werror = os.environ.get("CNNFAST_WERROR") == "1"
+    cxx_flags = ["-O3", "-g" if debug else "-g0", "-fopenmp", "-fno-trapping-math", "-fno-math-errno"]
+    cxx_flags += ISA_TABLE[isa]["compile"] + (["-Werror"] if werror else [])
     link_flags = ["-fopenmp"]
     if os.environ.get("CNNFAST_SANITIZE") == "1":
         cxx_flags += SANITIZE_FLAGS
@@ -191,13 +209,16 @@ def extension_modules():
         extra_compile_args={"cxx": cxx_flags},
         extra_link_args=link_flags,
     )
-    say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_FLAGS[isa]) or 'no extra flags'})")
+    say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_TABLE[isa]['compile']) or 'no extra flags'}); "
+        f"{'debug information' if debug else 'no debug information'}{'; warnings are errors' if werror else ''}")
     if cuda_root:
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         # 20014: a __host__ function called from __host__ __device__ code. It
         # compiles, with a warning, to device code that computes garbage; the
         # CPU emulation cannot see it, so it fails the build here.
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-lineinfo", "--diag-error=20014"]
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--diag-error=20014"] + (["-lineinfo"] if debug else [])
+        if werror:
+            kwargs["extra_compile_args"]["nvcc"] += ["-Werror", "all-warnings"]
         if os.environ.get("CNNFAST_PTXAS_VERBOSE") == "1":
             kwargs["extra_compile_args"]["nvcc"] += ["-Xptxas", "-v"]
         kwargs["define_macros"] = [("CNNFAST_WITH_CUDA", None)]
@@ -206,18 +227,24 @@ def extension_modules():
     return [cpp_extension.CppExtension(sources=sources, **kwargs)], cpp_extension
 
 
-# `python setup.py cuda-root` / `cpu-isa`: what this file would decide, for
-# the CMake build (see the Makefile) to use the same toolkit and ISA.
-QUERIES = {"cuda-root": lambda: find_cuda_root() or "", "cpu-isa": choose_cpu_isa}
-if __name__ == "__main__" and len(sys.argv) == 2 and sys.argv[1] in QUERIES:
-    print(QUERIES[sys.argv[1]]())
-    sys.exit(0)
+def main():
+    # `python setup.py cuda-root` / `cpu-isa`: what this file would decide,
+    # for the CMake build (see the Makefile) to use the same toolkit and ISA.
+    queries = {"cuda-root": lambda: find_cuda_root() or "", "cpu-isa": choose_cpu_isa}
+    if len(sys.argv) == 2 and sys.argv[1] in queries:
+        print(queries[sys.argv[1]]())
+        return
+    from setuptools import setup
 
-ext_modules, cpp_extension = extension_modules()
+    ext_modules, cpp_extension = extension_modules()
+    # Name, version and packages come from pyproject.toml.
+    setup(
+        ext_modules=ext_modules,
+        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+        python_requires=">=3.9",
+    )
 
-# Name, version and packages come from pyproject.toml.
-setup(
-    ext_modules=ext_modules,
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
-    python_requires=">=3.9",
-)
+
+# Imported (tests/test_cli.py), it only defines these functions.
+if __name__ == "__main__":
+    main()

@@ -3,22 +3,20 @@
 import torch
 
 
-def _cuda_kernels(table):
-    kernels = []
-    for line in table.strip().splitlines():
-        name, _, status = line.partition(":")
-        emulated = status == "emulated"
-        entry = {"name": name, "emulated": emulated}
-        if not emulated:
-            entry["reason"] = status.partition(":")[2].strip()
-        kernels.append(entry)
-    return kernels
+def cuda_kernels():
+    """The CUDA kernels of this build (csrc/common/kernel_table.h): each
+    kernel functor's name, the header that defines it, and how many times
+    this process has launched it under the CUDA emulation. Every kernel is
+    a functor of its (block, thread) that the emulation runs on the CPU."""
+    from . import _C
+
+    return [{"name": name, "header": header, "emulated": True, "emulated_launches": launches}
+            for name, header, launches in _C._cuda_kernels()]
 
 
 def info():
     """A dict: version, torch, cuda_compiled, cuda_archs, cpu_isa,
-    cuda_available, emulate_cuda and cuda_kernels (each CUDA kernel with
-    whether the CPU emulation runs it)."""
+    cuda_available, emulate_cuda and cuda_kernels (cuda_kernels())."""
     from . import _C, __version__
 
     return {
@@ -30,5 +28,5 @@ def info():
         "cpu_isa": _C.cpu_isa,
         "cuda_available": torch.cuda.is_available(),
         "emulate_cuda": _C._emulate_cuda(),
-        "cuda_kernels": _cuda_kernels(_C._cuda_kernels()),
+        "cuda_kernels": cuda_kernels(),
     }

@@ -4,18 +4,9 @@ import importlib
 
 import torch
 
+from . import _isa
+
 REBUILD = "pip install --no-build-isolation -e .  (or `make build` in a checkout)"
-
-
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None  # unknown: do not refuse to load
 
 
 def load_extension():
@@ -31,8 +22,7 @@ def load_extension():
             f"cnnfast was built against torch {build.torch_version}, but torch {torch.__version__} "
             f"is installed. Rebuild it with: {REBUILD}"
         )
-    flags = _cpu_flags()
-    missing = [flag for flag in build.cpu_flags if flags is not None and flag not in flags]
+    missing = _isa.missing_flags(build.cpu_flags)
     if missing:
         raise ImportError(
             f"cnnfast was compiled for {build.cpu_isa} but this CPU lacks {', '.join(missing)}. "

@@ -9,7 +9,7 @@ import torch
 
 from . import bench, info
 from .bench import report
-from .train import train_lenet5
+from .train import percent, plural, train_lenet5
 
 
 def run(output="demo-output", epochs=20, progress=True):
@@ -19,11 +19,11 @@ def run(output="demo-output", epochs=20, progress=True):
           f"CUDA kernels compiled: {built['cuda_compiled']}; CPU threads {torch.get_num_threads()}")
     os.makedirs(output, exist_ok=True)
 
-    print(f"\n## 1. LeNet-5 on the embedded MNIST digits ({epochs} epochs, {device})")
+    print(f"\n## 1. LeNet-5 on the embedded MNIST digits ({plural(epochs, 'epoch')}, {device})")
     _, history = train_lenet5(epochs=epochs, device=device, save=os.path.join(output, "lenet5.pt"),
                               progress=progress)
     last = history[-1]
-    print(f"held-out accuracy after {last['epoch']} epochs: {last['test_accuracy']:.2%} "
+    print(f"held-out accuracy after {plural(last['epoch'], 'epoch')}: {percent(last['test_accuracy'])} "
           f"(2,000 digits never trained on); checkpoint {output}/lenet5.pt")
 
     print(f"\n## 2. bench --quick on {device}")

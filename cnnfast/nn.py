@@ -68,6 +68,15 @@ class LocalResponseNorm(_FromTorch, torch.nn.LocalResponseNorm):
         return ops.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
 
+def _checked_activation(value, module):
+    """A module's activation, checked when it is built: a ValueError for a
+    name it does not know, as torch.nn's constructors raise for values."""
+    ops._activation(value, f"nn.{module}")
+    if value not in ops.ACTIVATIONS:
+        raise ValueError(f"cnnfast.nn.{module}: activation must be None, 'relu' or 'tanh', got {value!r}")
+    return value
+
+
 def _activation_repr(activation):
     return "" if activation is None else f", activation={activation!r}"
 
@@ -78,13 +87,13 @@ class Conv2d(_FromTorch, torch.nn.Conv2d):
 
     def __init__(self, *args, activation=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.activation = ops._activation(activation, "nn.Conv2d")
+        self.activation = _checked_activation(activation, "Conv2d")
         self._check_arguments()
 
     @classmethod
     def from_torch(cls, module, activation=None):
         copy = super().from_torch(module)
-        copy.activation = ops._activation(activation, "nn.Conv2d")
+        copy.activation = _checked_activation(activation, "Conv2d")
         return copy
 
     def _check_arguments(self):
@@ -105,12 +114,12 @@ class Linear(_FromTorch, torch.nn.Linear):
 
     def __init__(self, *args, activation=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.activation = ops._activation(activation, "nn.Linear")
+        self.activation = _checked_activation(activation, "Linear")
 
     @classmethod
     def from_torch(cls, module, activation=None):
         copy = super().from_torch(module)
-        copy.activation = ops._activation(activation, "nn.Linear")
+        copy.activation = _checked_activation(activation, "Linear")
         return copy
 
     def forward(self, x):

@@ -1,6 +1,6 @@
-"""The public functions, and the Python side of every op: fake kernels
-(shapes for torch.compile and meta tensors) and autograd. The kernels and
-schemas are C++ (csrc/).
+"""The public functions (argument conventions as torch's) and the ops'
+fake kernels (shapes for torch.compile and meta tensors). The schemas,
+kernels and autograd are C++ (csrc/).
 
 Autocast (csrc/autocast.cpp): under torch.autocast on CUDA, conv2d and
 linear cast their inputs to the autocast dtype, as torch's do; pooling, LRN
@@ -8,127 +8,45 @@ and the activations run in the dtype they are given, as torch's do. On a
 CPU every op keeps its dtype (the CPU kernels take float32 and float64).
 """
 
-from typing import Callable, NamedTuple, Optional
-
 import torch
 
 from . import _C
 
-_below_autograd = torch._C._AutoDispatchBelowAutograd
 
-
-def _run(name, *args):
-    """torch.ops.cnnfast.<name>(*args), the way the public functions call
-    their ops. Under torch.compile the op is called as it is, for Dynamo to
-    trace. In eager mode, when no argument needs a gradient, the op's C++
-    caller (csrc/op_caller.cpp) runs it below autograd: what torch.library's
-    autograd kernel would do, without its trip from the dispatcher into
-    Python and back and its checks (about 2.5 µs a call), and without the
-    Python of this path either (tens of µs at LeNet-5's and AlexNet's sizes,
-    where the large tensors have evicted the interpreter from the caches
-    between calls). When an argument needs a gradient the op's autograd
-    formulas (registered below with torch.library.register_autograd) apply
-    through _EagerAutograd (relu's and tanh's through their C++ autograd
-    node, as torch's activations have: the Python of _EagerAutograd cost
-    them ~45 µs a forward and backward at AlexNet's first layer on a 2-core
-    CPU); and where the caller declines (a tensor subclass, a torch
-    function mode) the op runs below autograd from here."""
-    formulas = _FORMULAS[name]
-    op = formulas.op
-    if torch.compiler.is_compiling():
-        return op(*args)
-    out = formulas.call_without_grad(*args)
-    if out is not NotImplemented:
-        return out
-    if torch.is_grad_enabled() and torch._C._any_requires_grad(*args):
-        # CUDA autocast casts conv2d's and linear's inputs above autograd
-        # (csrc/autocast.cpp): only torch.library's kernel sees, and saves,
-        # the inputs the op actually ran on.
-        if torch.is_autocast_enabled("cuda"):
-            return op(*args)
-        if formulas.call_with_grad is not None:
-            out = formulas.call_with_grad(*args)
-            if out is not NotImplemented:
-                return out
-        return _EagerAutograd.apply(*args, formulas)
-    with _below_autograd():
-        return op(*args)
-
-
-class _Formulas(NamedTuple):
-    """An op and its autograd formulas, as given to register_autograd."""
-
-    op: torch._ops.OpOverload
-    setup_context: Callable
-    backward: Callable
-    call_without_grad: Callable  # the op below autograd, or NotImplemented
-    # relu and tanh: the same formulas as a C++ autograd node
-    # (csrc/op_caller.cpp), or NotImplemented; None for the other ops.
-    call_with_grad: Optional[Callable]
-
-
-_FORMULAS = {}
-
-
-def _register_autograd(name, backward, setup_context, in_cpp=False):
-    """register_autograd for torch.ops.cnnfast.<name>, and the same formulas
-    for _EagerAutograd; in_cpp: also written in C++ (op_caller.cpp), which
-    eager calls take."""
-    torch.library.register_autograd(f"cnnfast::{name}", backward, setup_context=setup_context)
-    op = getattr(torch.ops.cnnfast, name).default
-    _FORMULAS[name] = _Formulas(op, setup_context, backward, _C._op_caller(name),
-                                _C._autograd_caller(name) if in_cpp else None)
-
-
-class _OpCallers:
-    """torch.ops.cnnfast.<name>(*args) as _ops.<name>(*args) for the autograd
-    formulas, through the op's C++ caller where it accepts the arguments
-    (it declines under torch.compile's fake and functional tensors)."""
+class _Ops:
+    """_ops.<name>(*args) calls torch.ops.cnnfast.<name>: through the op's
+    C++ caller (csrc/op_caller.cpp) in eager mode, where it converts the
+    arguments (about 1 µs a call, against about 5 through torch.ops), else
+    through torch.ops itself, which torch.compile traces. Both reach the
+    same op on the dispatcher, whose autograd (csrc/autograd/), autocast
+    and kernels do the rest."""
 
     def __getattr__(self, name):
         op = getattr(torch.ops.cnnfast, name).default
-        call_without_grad = _C._op_caller(name)
+        caller = _C._op_caller(name)
 
         def call(*args):
             if not torch.compiler.is_compiling():
-                out = call_without_grad(*args)
+                out = caller(*args)
                 if out is not NotImplemented:
                     return out
             return op(*args)
 
+        call.__name__ = name
         setattr(self, name, call)
         return call
 
 
-_ops = _OpCallers()
+_ops = _Ops()
 
 
-class _EagerAutograd(torch.autograd.Function):
-    """apply(*args, formulas): the op on args, with the formulas registered
-    for it as its autograd."""
-
-    @staticmethod
-    def forward(ctx, *args_and_formulas):
-        *args, formulas = args_and_formulas
-        output = formulas.call_without_grad(*args)
-        if output is NotImplemented:
-            with _below_autograd():
-                output = formulas.op(*args)
-        formulas.setup_context(ctx, args, output)
-        ctx.formulas = formulas
-        return output
-
-    @staticmethod
-    def backward(ctx, *grads):
-        # The formulas see the op's inputs only; backward may run again on
-        # the same graph (retain_graph), so the flags are put back.
-        needs_input_grad = ctx.needs_input_grad
-        ctx.needs_input_grad = needs_input_grad[:-1]
-        try:
-            grads_in = ctx.formulas.backward(ctx, *grads)
-        finally:
-            ctx.needs_input_grad = needs_input_grad
-        return (*grads_in, None) if isinstance(grads_in, tuple) else (grads_in, None)
+def _tensor(value, name, op, optional=False):
+    """A tensor argument, as torch's functions check it: a TypeError for
+    anything else."""
+    if isinstance(value, torch.Tensor) or (optional and value is None):
+        return value
+    raise TypeError(f"cnnfast.{op}: {name} must be a tensor{' or None' if optional else ''}, "
+                    f"got {type(value).__name__}")
 
 
 def _pair(value, name, op):
@@ -171,12 +89,12 @@ def _builtin_activation(function):
 
 def relu(x):
     """torch.relu on cnnfast's kernels."""
-    return _run("relu", x)
+    return _ops.relu(_tensor(x, "x", "relu"))
 
 
 def tanh(x):
     """torch.tanh on cnnfast's kernels."""
-    return _run("tanh", x)
+    return _ops.tanh(_tensor(x, "x", "tanh"))
 
 
 relu = _builtin_activation(relu)
@@ -187,13 +105,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """F.max_pool2d (dilation 1), keeping the argmax as a one-byte offset
     inside each window for backward."""
     kernel, stride, padding = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _run("_max_pool2d_with_offsets", x, kernel, stride, padding, bool(ceil_mode))[0]
+    return _ops._max_pool2d_with_offsets(_tensor(x, "x", "max_pool2d"), kernel, stride, padding, bool(ceil_mode))[0]
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """F.avg_pool2d (no divisor_override)."""
     kernel, stride, padding = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _run("avg_pool2d", x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+    return _ops.avg_pool2d(_tensor(x, "x", "avg_pool2d"), kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
 
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -201,7 +119,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     sum of squares over `size` neighbouring channels) ** beta."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"cnnfast.local_response_norm: size must be an int, got {size!r}")
-    return _run("local_response_norm", x, size, float(alpha), float(beta), float(k))
+    return _ops.local_response_norm(_tensor(x, "x", "local_response_norm"), size, float(alpha), float(beta), float(k))
 
 
 def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, stride=2):
@@ -210,16 +128,22 @@ def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, 
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"cnnfast.relu_lrn_max_pool2d: size must be an int, got {size!r}")
     kernel, stride, _ = _pool_args("relu_lrn_max_pool2d", kernel_size, stride, 0)
-    return _run("_relu_lrn_max_pool2d_with_offsets", x, size, float(alpha), float(beta), float(k), kernel, stride)[0]
+    return _ops._relu_lrn_max_pool2d_with_offsets(_tensor(x, "x", "relu_lrn_max_pool2d"), size, float(alpha), float(beta), float(k), kernel, stride)[0]
 
 
 ACTIVATIONS = (None, "relu", "tanh")
 
 
 def _activation(value, op):
-    if value not in ACTIVATIONS:
-        raise ValueError(f"cnnfast.{op}: activation must be None, 'relu' or 'tanh', got {value!r}")
+    """None or a name; which names the op takes is checked where the kernels
+    read it (a RuntimeError, as for any other value the op refuses)."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"cnnfast.{op}: activation must be None, 'relu' or 'tanh', got {value!r}")
     return value
+
+
+def _operands(x, weight, bias, op):
+    return _tensor(x, "x", op), _tensor(weight, "weight", op), _tensor(bias, "bias", op, optional=True)
 
 
 def _conv_args(stride, padding, groups, activation, op):
@@ -233,7 +157,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None)
     """F.conv2d (dilation 1, zero padding) followed by `activation` (None,
     "relu" or "tanh"), as one implicit GEMM whose epilogue adds the bias and
     applies the activation."""
-    return _run("conv2d", x, weight, bias, *_conv_args(stride, padding, groups, activation, "conv2d"))
+    return _ops.conv2d(*_operands(x, weight, bias, "conv2d"),
+                       *_conv_args(stride, padding, groups, activation, "conv2d"))
 
 
 def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None, pool=2):
@@ -245,16 +170,15 @@ def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activ
     convolution's output, so training does better with the two ops apart:
     lenet5_forward uses this op on a CPU, for inference."""
     op = "conv2d_avg_pool2d"
-    return _run(
-        "conv2d_avg_pool2d",
-        x, weight, bias, *_conv_args(stride, padding, groups, activation, op), _pair(pool, "pool", op)
+    return _ops.conv2d_avg_pool2d(
+        *_operands(x, weight, bias, op), *_conv_args(stride, padding, groups, activation, op), _pair(pool, "pool", op)
     )
 
 
 def linear(x, weight, bias=None, activation=None):
     """F.linear followed by `activation` (None, "relu" or "tanh"): the
     convolution engine with 1×1 images and a 1×1 kernel."""
-    return _run("linear", x, weight, bias, _activation(activation, "linear"))
+    return _ops.linear(*_operands(x, weight, bias, "linear"), _activation(activation, "linear"))
 
 
 def lenet5_forward(x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
@@ -266,8 +190,7 @@ def lenet5_forward(x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
     memory. On a CPU the layers run in turn (conv2d_avg_pool2d, linear).
     Backward recomputes every layer, so training does better with the layers
     apart: LeNet5 uses this op for inference only."""
-    return _run(
-        "lenet5_forward",
+    return _ops.lenet5_forward(
         x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
         fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight, fc3_bias,
     )
@@ -427,243 +350,3 @@ def _conv2d_backward_fake(grad_output, x, weight, output, stride, padding, group
 @torch.library.register_fake("cnnfast::_linear_backward")
 def _linear_backward_fake(grad_output, x, weight, output, activation, output_mask):
     return _gradients_fake(x, weight, output_mask)
-
-
-# ---- autograd ------------------------------------------------------------------
-
-
-def _save_output(ctx, inputs, output):
-    ctx.save_for_backward(output)
-
-
-def _relu_backward(ctx, grad_output):
-    (output,) = ctx.saved_tensors
-    return _ops._relu_backward(grad_output, output)
-
-
-def _tanh_backward(ctx, grad_output):
-    (output,) = ctx.saved_tensors
-    return _ops._tanh_backward(grad_output, output)
-
-
-# relu on the CPU through its C++ node saves where the gradient passes
-# rather than the output (csrc/ops.cpp, _relu_with_mask).
-def _save_mask(ctx, inputs, output):
-    ctx.save_for_backward(output[1])
-    ctx.channels_last = _elementwise_channels_last(output[0])
-
-
-def _relu_mask_backward(ctx, grad_output, _grad_mask):
-    (mask,) = ctx.saved_tensors
-    return _ops._relu_mask_backward(grad_output, mask, ctx.channels_last)
-
-
-# The backward ops' own gradients, for double backward (a gradient penalty,
-# gradgradcheck): relu's grad_x = grad_y · (y > 0) passes grad_y's gradient
-# through the same mask, and none to y (zero almost everywhere, as torch's);
-# tanh's grad_x = grad_y · (1 - y²) gives grad_y the same factor and y
-# -2 · grad_y · y.
-
-
-def _relu_backward_backward(ctx, grad_grad_x):
-    _, output = ctx.saved_tensors
-    return _ops._relu_backward(grad_grad_x, output), None
-
-
-def _save_mask_backward_inputs(ctx, inputs, output):
-    _, mask, ctx.channels_last = inputs
-    ctx.save_for_backward(mask)
-
-
-def _relu_mask_backward_backward(ctx, grad_grad_x):
-    (mask,) = ctx.saved_tensors
-    return _ops._relu_mask_backward(grad_grad_x, mask, ctx.channels_last), None, None
-
-
-def _tanh_backward_backward(ctx, grad_grad_x):
-    grad_output, output = ctx.saved_tensors
-    return _ops._tanh_backward(grad_grad_x, output), -2 * grad_grad_x * grad_output * output
-
-
-def _max_pool2d_setup(ctx, inputs, output):
-    x, kernel_size, stride, padding, _ = inputs
-    ctx.save_for_backward(output[1])
-    ctx.input_size = x.shape
-    ctx.geometry = (kernel_size, stride, padding)
-
-
-def _max_pool2d_backward(ctx, grad_output, _grad_offsets):
-    (offsets,) = ctx.saved_tensors
-    grad_x = _ops._max_pool2d_backward(grad_output, offsets, ctx.input_size, *ctx.geometry)
-    return grad_x, None, None, None, None
-
-
-def _avg_pool2d_setup(ctx, inputs, output):
-    x, kernel_size, stride, padding, _, count_include_pad = inputs
-    ctx.input_size = x.shape
-    ctx.geometry = (kernel_size, stride, padding, count_include_pad)
-
-
-def _avg_pool2d_backward(ctx, grad_output):
-    kernel_size, stride, padding, count_include_pad = ctx.geometry
-    grad_x = _ops._avg_pool2d_backward(
-        grad_output, ctx.input_size, kernel_size, stride, padding, count_include_pad
-    )
-    return grad_x, None, None, None, None, None
-
-
-def _local_response_norm_setup(ctx, inputs, output):
-    # Backward recomputes the denominators from x: nothing of full size is
-    # saved beyond the input (benchmarks/RESULTS.md has the trade).
-    x, size, alpha, beta, k = inputs
-    ctx.save_for_backward(x)
-    ctx.arguments = (size, alpha, beta, k)
-
-
-def _local_response_norm_backward(ctx, grad_output):
-    (x,) = ctx.saved_tensors
-    grad_x = _ops._local_response_norm_backward(grad_output, x, *ctx.arguments)
-    return grad_x, None, None, None, None
-
-
-def _relu_lrn_max_pool2d_setup(ctx, inputs, output):
-    # Backward recomputes relu and LRN from x: only x and the one-byte
-    # offsets are kept.
-    x, *arguments = inputs
-    ctx.save_for_backward(x, output[1])
-    ctx.arguments = arguments
-
-
-def _relu_lrn_max_pool2d_backward(ctx, grad_output, _grad_offsets):
-    x, offsets = ctx.saved_tensors
-    grad_x = _ops._relu_lrn_max_pool2d_backward(grad_output, x, offsets, *ctx.arguments)
-    return grad_x, None, None, None, None, None, None
-
-
-def _gradient_mask(ctx):
-    """Which of (x, weight, bias) need a gradient: the op's output_mask."""
-    needs = ctx.needs_input_grad
-    return [bool(needs[0]), bool(needs[1]), ctx.has_bias and bool(needs[2])]
-
-
-def _gradients(mask, grad_x, grad_w, grad_b):
-    return tuple(g if wanted else None for wanted, g in zip(mask, (grad_x, grad_w, grad_b)))
-
-
-def _conv2d_setup(ctx, inputs, output):
-    # The output is kept for the activation's derivative (out > 0, 1 - out²).
-    x, weight, bias, *arguments = inputs
-    ctx.save_for_backward(x, weight, output)
-    ctx.has_bias = bias is not None
-    ctx.arguments = arguments  # stride, padding, groups, activation
-
-
-def _conv2d_backward(ctx, grad_output):
-    x, weight, output = ctx.saved_tensors
-    mask = _gradient_mask(ctx)
-    grads = _ops._conv2d_backward(grad_output, x, weight, output, *ctx.arguments, mask)
-    return (*_gradients(mask, *grads), None, None, None, None)
-
-
-def _conv2d_avg_pool2d_setup(ctx, inputs, output):
-    # Only the inputs are kept: backward recomputes the convolution's output.
-    x, weight, bias, *arguments = inputs
-    ctx.save_for_backward(x, weight, bias)
-    ctx.has_bias = bias is not None
-    ctx.arguments = arguments  # stride, padding, groups, activation, pool
-
-
-def _conv2d_avg_pool2d_backward(ctx, grad_output):
-    x, weight, bias = ctx.saved_tensors
-    stride, padding, groups, activation, pool = ctx.arguments
-    output = _ops.conv2d(x, weight, bias, stride, padding, groups, activation)
-    grad = _ops._avg_pool2d_backward(grad_output, output.shape, pool, pool, [0, 0], True)
-    mask = _gradient_mask(ctx)
-    grads = _ops._conv2d_backward(grad, x, weight, output, stride, padding, groups, activation, mask)
-    return (*_gradients(mask, *grads), None, None, None, None, None)
-
-
-def _linear_setup(ctx, inputs, output):
-    x, weight, bias, activation = inputs
-    ctx.save_for_backward(x, weight, output)
-    ctx.has_bias = bias is not None
-    ctx.activation = activation
-
-
-def _linear_backward(ctx, grad_output):
-    x, weight, output = ctx.saved_tensors
-    mask = _gradient_mask(ctx)
-    grads = _ops._linear_backward(grad_output, x, weight, output, ctx.activation, mask)
-    return (*_gradients(mask, *grads), None)
-
-
-def _save_inputs(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _lenet5_forward_backward(ctx, grad_scores):
-    # The layers are recomputed (the fused forward keeps no intermediate),
-    # then each layer's backward op runs in reverse.
-    x, conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b, fc3_w, fc3_b = ctx.saved_tensors
-    one, zero, two, every = [1, 1], [0, 0], [2, 2], [True, True, True]
-    conv1 = _ops.conv2d(x, conv1_w, conv1_b, one, zero, 1, "tanh")
-    pool1 = _ops.avg_pool2d(conv1, two, two, zero, False, True)
-    conv2 = _ops.conv2d(pool1, conv2_w, conv2_b, one, zero, 1, "tanh")
-    pool2 = _ops.avg_pool2d(conv2, two, two, zero, False, True)
-    flat = pool2.flatten(1)
-    fc1 = _ops.linear(flat, fc1_w, fc1_b, "tanh")
-    fc2 = _ops.linear(fc1, fc2_w, fc2_b, "tanh")
-    scores = _ops.linear(fc2, fc3_w, fc3_b, None)
-    g_fc2, g_fc3_w, g_fc3_b = _ops._linear_backward(grad_scores, fc2, fc3_w, scores, None, every)
-    g_fc1, g_fc2_w, g_fc2_b = _ops._linear_backward(g_fc2, fc1, fc2_w, fc2, "tanh", every)
-    g_flat, g_fc1_w, g_fc1_b = _ops._linear_backward(g_fc1, flat, fc1_w, fc1, "tanh", every)
-    g_conv2 = _ops._avg_pool2d_backward(g_flat.view_as(pool2), conv2.shape, two, two, zero, True)
-    g_pool1, g_conv2_w, g_conv2_b = _ops._conv2d_backward(
-        g_conv2, pool1, conv2_w, conv2, one, zero, 1, "tanh", every
-    )
-    g_conv1 = _ops._avg_pool2d_backward(g_pool1, conv1.shape, two, two, zero, True)
-    g_x, g_conv1_w, g_conv1_b = _ops._conv2d_backward(
-        g_conv1, x, conv1_w, conv1, one, zero, 1, "tanh", [ctx.needs_input_grad[0], True, True]
-    )
-    grads = (g_x, g_conv1_w, g_conv1_b, g_conv2_w, g_conv2_b, g_fc1_w, g_fc1_b, g_fc2_w, g_fc2_b, g_fc3_w, g_fc3_b)
-    return tuple(g if needed else None for g, needed in zip(grads, ctx.needs_input_grad))
-
-
-_register_autograd("conv2d", _conv2d_backward, _conv2d_setup)
-_register_autograd("conv2d_avg_pool2d", _conv2d_avg_pool2d_backward, _conv2d_avg_pool2d_setup)
-_register_autograd("linear", _linear_backward, _linear_setup)
-_register_autograd("relu", _relu_backward, _save_output, in_cpp=True)
-_register_autograd("tanh", _tanh_backward, _save_output, in_cpp=True)
-_register_autograd("_relu_backward", _relu_backward_backward, _save_inputs)
-_register_autograd("_relu_with_mask", _relu_mask_backward, _save_mask)
-_register_autograd("_relu_mask_backward", _relu_mask_backward_backward, _save_mask_backward_inputs)
-_register_autograd("_tanh_backward", _tanh_backward_backward, _save_inputs)
-_register_autograd("_max_pool2d_with_offsets", _max_pool2d_backward, _max_pool2d_setup)
-_register_autograd("avg_pool2d", _avg_pool2d_backward, _avg_pool2d_setup)
-_register_autograd("local_response_norm", _local_response_norm_backward, _local_response_norm_setup)
-_register_autograd("_relu_lrn_max_pool2d_with_offsets", _relu_lrn_max_pool2d_backward, _relu_lrn_max_pool2d_setup)
-_register_autograd("lenet5_forward", _lenet5_forward_backward, _save_inputs)
-
-
-def _no_double_backward(name):
-    """The other backward ops have no gradient of their own: a second
-    backward through them is an error, where torch's fallback would warn
-    and give zeros."""
-
-    def backward(ctx, *grads):
-        raise NotImplementedError(
-            f"cnnfast.{name}: double backward (a gradient of a gradient) is not implemented; "
-            "only relu and tanh support it"
-        )
-
-    return backward
-
-
-def _save_nothing(ctx, inputs, output):
-    pass
-
-
-for _name in ("_max_pool2d_backward", "_avg_pool2d_backward", "_local_response_norm_backward",
-              "_relu_lrn_max_pool2d_backward", "_conv2d_backward", "_linear_backward"):
-    torch.library.register_autograd(f"cnnfast::{_name}", _no_double_backward(_name[1:-len("_backward")]),
-                                    setup_context=_save_nothing)

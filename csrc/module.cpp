@@ -3,6 +3,9 @@
 // emulation switch and the ops' fast callers (op_caller.h).
 #include <Python.h>
 
+#include <vector>
+
+#include "common/kernel_table.h"
 #include "op_caller.h"
 #include "runtime.h"
 
@@ -19,18 +22,28 @@ PyObject* emulate_cuda(PyObject*, PyObject*) {
   return PyBool_FromLong(cnnfast::emulating_cuda() ? 1 : 0);
 }
 
+// The kernel table as a list of (name, header, emulated launches) tuples.
 PyObject* cuda_kernels(PyObject*, PyObject*) {
-  const std::string table = cnnfast::cuda_kernel_table();
-  return PyUnicode_FromStringAndSize(table.data(), static_cast<Py_ssize_t>(table.size()));
+  const std::vector<cnnfast::KernelEntry> table = cnnfast::cuda_kernel_table();
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(table.size()));
+  if (list == nullptr) return nullptr;
+  for (size_t i = 0; i < table.size(); ++i) {
+    PyObject* entry = Py_BuildValue("(ssL)", table[i].name.c_str(), table[i].header.c_str(),
+                                    static_cast<long long>(table[i].emulated_launches));
+    if (entry == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), entry);
+  }
+  return list;
 }
 
 PyMethodDef methods[] = {
     {"_set_emulate_cuda", set_emulate_cuda, METH_O, "Switch the CUDA emulation on or off."},
     {"_emulate_cuda", emulate_cuda, METH_NOARGS, "Whether the CUDA emulation is on."},
     {"_cuda_kernels", cuda_kernels, METH_NOARGS, "The CUDA kernels and their emulation."},
-    {"_op_caller", cnnfast::make_op_caller, METH_O, "A fast caller of a cnnfast op without gradients."},
-    {"_autograd_caller", cnnfast::make_autograd_caller, METH_O,
-     "A caller of relu or tanh through a C++ autograd node."},
+    {"_op_caller", cnnfast::make_op_caller, METH_O, "A fast caller of a cnnfast op."},
     {"_activation", cnnfast::make_activation, METH_VARARGS,
      "relu or tanh as a builtin, with a Python fallback."},
     {nullptr, nullptr, 0, nullptr}};

@@ -1,40 +1,33 @@
-// Callers of cnnfast's ops from Python that skip the Python layers of an op
-// call when no argument needs a gradient: the caller converts the arguments
-// by the op's schema and calls the op through the dispatcher below autograd,
-// as torch's own bindings do, for about 1 µs where OpOverload.__call__ and a
-// Python autograd check take 3 to 5 µs (and tens of µs when a large tensor
-// has just evicted the interpreter from the caches). It answers
-// NotImplemented, for cnnfast/ops.py to take the general path, whenever it
-// is not sure to behave exactly like that path: an argument needs a
-// gradient, is a tensor subclass, is of a type it does not convert, or a
-// torch function mode is on. relu and tanh with a gradient have a caller of
-// their own, through a C++ autograd node; and cnnfast.relu and cnnfast.tanh
-// are builtins that take both callers (below).
+// Callers of cnnfast's ops from Python, for the public functions in
+// cnnfast/ops.py: the caller converts the arguments by the op's schema and
+// calls the op through the dispatcher, as torch's own bindings do -- the
+// same route as torch.ops.cnnfast.<op> (autograd, autocast and the
+// kernels all on the dispatcher), for about 1 µs a call where
+// OpOverload.__call__ takes about 5 (this 2-core CPU). It answers
+// NotImplemented, for ops.py to call torch.ops, whenever it is not sure
+// to behave exactly like that: an argument is a tensor subclass, is of a
+// type it does not convert, or a torch function mode is on. cnnfast.relu
+// and cnnfast.tanh are builtins over these callers (below).
+//
+// Private torch headers: THPVariable_Unpack/Wrap, HANDLE_TH_ERRORS and the
+// torch function mode check are torch's own Python binding layer, which no
+// public API exposes at this cost; the public route, torch.ops, is what
+// these callers fall back to.
 #include "op_caller.h"
 
 #include <ATen/PythonTorchFunctionTLS.h>
-#include <ATen/autocast_mode.h>
-#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/GradMode.h>
 #include <torch/csrc/Exceptions.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/python_variable.h>
 
 #include <optional>
 #include <string>
-#include <tuple>
-#include <type_traits>
 #include <vector>
-
-#include "common/checks.h"
-#include "runtime.h"
 
 namespace cnnfast {
 namespace {
 
 const char* const kCapsuleName = "cnnfast.op_caller";
-const char* const kGradCapsuleName = "cnnfast.autograd_caller";
 
 // torch.nn.Parameter disables __torch_function__, so it converts like a
 // plain tensor; every other subclass takes the general path.
@@ -133,13 +126,11 @@ std::optional<c10::IValue> argument_value(PyObject* object, const c10::TypePtr& 
   }
 }
 
-// The op's arguments on a stack, or nothing where the general path must
-// run: a value that does not convert, or a tensor needing a gradient.
+// The op's arguments on a stack, or nothing where a value does not convert.
 std::optional<torch::jit::Stack> argument_stack(const c10::FunctionSchema& schema,
                                                 PyObject* const* args, Py_ssize_t count) {
   const std::vector<c10::Argument>& parameters = schema.arguments();
   if (count > static_cast<Py_ssize_t>(parameters.size())) return std::nullopt;
-  const bool grad_mode = c10::GradMode::is_enabled();
   torch::jit::Stack stack;
   stack.reserve(parameters.size());
   for (size_t i = 0; i < parameters.size(); ++i) {
@@ -150,7 +141,6 @@ std::optional<torch::jit::Stack> argument_stack(const c10::FunctionSchema& schem
     }
     std::optional<c10::IValue> value = argument_value(args[i], parameters[i].type());
     if (!value) return std::nullopt;
-    if (grad_mode && value->isTensor() && value->toTensor().requires_grad()) return std::nullopt;
     stack.push_back(std::move(*value));
   }
   return stack;
@@ -171,8 +161,8 @@ PyObject* returned_values(torch::jit::Stack& stack) {
   return values;
 }
 
-// The op on the arguments below autograd, or NotImplemented.
-PyObject* call_below_autograd(const c10::OperatorHandle& op, PyObject* const* args,
+// The op on the arguments, or NotImplemented.
+PyObject* call_through_dispatcher(const c10::OperatorHandle& op, PyObject* const* args,
                               Py_ssize_t count) {
   HANDLE_TH_ERRORS
   if (at::impl::torch_function_mode_enabled()) Py_RETURN_NOTIMPLEMENTED;
@@ -180,7 +170,6 @@ PyObject* call_below_autograd(const c10::OperatorHandle& op, PyObject* const* ar
   if (!stack) Py_RETURN_NOTIMPLEMENTED;
   {
     pybind11::gil_scoped_release no_gil;
-    at::AutoDispatchBelowAutograd below_autograd;
     op.callBoxed(*stack);
   }
   return returned_values(*stack);
@@ -191,12 +180,12 @@ PyObject* call_op(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
   const auto* op =
       static_cast<const c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
   if (op == nullptr) return nullptr;
-  return call_below_autograd(*op, args, count);
+  return call_through_dispatcher(*op, args, count);
 }
 
 PyMethodDef call_op_def = {"op_caller",
                            reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call_op)),
-                           METH_FASTCALL, "Call a cnnfast op below autograd, or NotImplemented."};
+                           METH_FASTCALL, "Call a cnnfast op, or NotImplemented."};
 
 void delete_handle(PyObject* capsule) {
   delete static_cast<c10::OperatorHandle*>(PyCapsule_GetPointer(capsule, kCapsuleName));
@@ -228,144 +217,23 @@ std::optional<std::string> caller_op_name(PyObject* name, const char* maker) {
   return std::string(text);
 }
 
-// ---- the activations' autograd in C++ ------------------------------------------
+// ---- relu and tanh as builtins -------------------------------------------------
 
-// relu and tanh with a gradient: y = op(x) below autograd, y saved, and
-// grad_x = backward_op(grad_y, y) -- the formulas cnnfast/ops.py registers
-// for them (_save_output, _relu_backward, _tanh_backward) -- as a C++
-// autograd node, as torch's own activations have. The Python
-// autograd.Function those formulas otherwise run in cost ~25 µs a forward
-// and ~20 a backward at AlexNet's first layer (8×96×55×55) on a 2-core CPU,
-// where the kernels take ~130 and ~250 µs. (relu on the CPU saves a mask
-// instead: ReluSavingMask, below.)
+// cnnfast.relu and cnnfast.tanh themselves, for eager calls: the op's
+// caller, else the Python function (`fallback`, which torch.compile
+// traces) for whatever the caller declines or keyword arguments. A Python
+// function between the caller and the user costs ~10 µs a call at
+// AlexNet's first layer on a 2-core CPU, where a 9 MB tensor has just
+// evicted the interpreter from the caches. The builtin's self is
+// cnnfast._C, as for a module's own functions, so that it prints and
+// pickles as a function.
 struct ReluOps {
   static constexpr const char* kForward = "cnnfast::relu";
-  static constexpr const char* kBackward = "cnnfast::_relu_backward";
 };
 struct TanhOps {
   static constexpr const char* kForward = "cnnfast::tanh";
-  static constexpr const char* kBackward = "cnnfast::_tanh_backward";
 };
 
-// grad_x = backward_op(grad_y, saved): under create_graph through the
-// backward op's own autograd (double backward); otherwise below it,
-// sparing the trip into Python that torch.library's autograd kernel takes
-// even to step aside.
-template <class Signature, class... Args>
-at::Tensor call_backward_op(const c10::TypedOperatorHandle<Signature>& op, const Args&... args) {
-  if (c10::GradMode::is_enabled()) return op.call(args...);
-  at::AutoDispatchBelowAutograd below_autograd;
-  return op.call(args...);
-}
-
-template <class Ops>
-struct BackwardFromOutput : torch::autograd::Function<BackwardFromOutput<Ops>> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow(Ops::kForward, "")
-                               .template typed<at::Tensor(const at::Tensor&)>();
-    at::Tensor y;
-    {
-      at::AutoDispatchBelowAutograd below_autograd;
-      y = op.call(x);
-    }
-    ctx->save_for_backward({y});
-    return y;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow(Ops::kBackward, "")
-                               .template typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-    return {call_backward_op(op, grads[0], ctx->get_saved_variables()[0])};
-  }
-};
-
-// relu on the CPU saves where its gradient passes, a bit per element,
-// rather than its output (csrc/ops.cpp, _relu_with_mask): its backward then
-// reads 4 1/8 bytes an element where it read 8 (float32): at AlexNet's
-// first layer on a 2-core CPU it ran 1.3-1.5x torch's threshold_backward,
-// and a forward and backward 1.1-1.3x torch's.
-struct ReluSavingMask : torch::autograd::Function<ReluSavingMask> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("cnnfast::_relu_with_mask", "")
-                               .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&)>();
-    at::Tensor y, mask;
-    {
-      at::AutoDispatchBelowAutograd below_autograd;
-      std::tie(y, mask) = op.call(x);
-    }
-    ctx->save_for_backward({mask});
-    ctx->saved_data["channels_last"] = elementwise_format(y) == at::MemoryFormat::ChannelsLast;
-    return y;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("cnnfast::_relu_mask_backward", "")
-                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&, bool)>();
-    return {call_backward_op(op, grads[0], ctx->get_saved_variables()[0],
-                             ctx->saved_data["channels_last"].toBool())};
-  }
-};
-
-// The CPU kernels of _relu_with_mask take what relu's do; under the CUDA
-// emulation relu keeps the CUDA kernels' formulas, which the emulation runs.
-bool relu_saves_mask(const at::Tensor& x) {
-  return x.is_cpu() && !emulating_cuda() &&
-         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
-}
-
-using GradCall = at::Tensor (*)(const at::Tensor&);
-
-template <class Ops>
-at::Tensor with_grad(const at::Tensor& x) {
-  if constexpr (std::is_same_v<Ops, ReluOps>) {
-    if (relu_saves_mask(x)) return ReluSavingMask::apply(x);
-  }
-  return BackwardFromOutput<Ops>::apply(x);
-}
-
-// The caller's one argument, a plain tensor, through the C++ node; or
-// NotImplemented where the Python path must run (as call_below_autograd
-// declines).
-PyObject* call_through_node(GradCall call, PyObject* const* args, Py_ssize_t count) {
-  HANDLE_TH_ERRORS
-  if (at::impl::torch_function_mode_enabled() || count != 1 || !is_plain_tensor(args[0]))
-    Py_RETURN_NOTIMPLEMENTED;
-  const at::Tensor& x = THPVariable_Unpack(args[0]);
-  at::Tensor y;
-  {
-    pybind11::gil_scoped_release no_gil;
-    y = call(x);
-  }
-  return THPVariable_Wrap(std::move(y));
-  END_HANDLE_TH_ERRORS
-}
-
-PyObject* call_with_grad(PyObject* capsule, PyObject* const* args, Py_ssize_t count) {
-  const auto call = reinterpret_cast<GradCall>(PyCapsule_GetPointer(capsule, kGradCapsuleName));
-  if (call == nullptr) return nullptr;
-  return call_through_node(call, args, count);
-}
-
-PyMethodDef call_with_grad_def = {
-    "autograd_caller", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&call_with_grad)),
-    METH_FASTCALL, "Call a cnnfast activation through its C++ autograd node, or NotImplemented."};
-
-// ---- relu and tanh as builtins -------------------------------------------------
-
-// cnnfast.relu and cnnfast.tanh themselves, for eager calls: the op below
-// autograd, else through the C++ autograd node, else the Python function
-// (`fallback`, which torch.compile traces) for whatever both decline -- the
-// order of ops.py's _run, with no Python on the way. A Python function
-// between the caller and the user costs ~10 µs a call at AlexNet's first
-// layer on a 2-core CPU, where a 9 MB tensor has just evicted the
-// interpreter from the caches. The builtin's self is cnnfast._C, as for a
-// module's own functions, so that it prints and pickles as a function.
 template <class Ops>
 struct ActivationBuiltin {
   static inline std::optional<c10::OperatorHandle> op;
@@ -375,15 +243,9 @@ struct ActivationBuiltin {
 
   static PyObject* call(PyObject*, PyObject* const* args, Py_ssize_t count, PyObject* kwnames) {
     if (kwnames == nullptr) {
-      PyObject* out = call_below_autograd(*op, args, count);
+      PyObject* out = call_through_dispatcher(*op, args, count);
       if (out != Py_NotImplemented) return out;
       Py_DECREF(out);
-      // Under CUDA autocast the Python path calls the op through autograd.
-      if (c10::GradMode::is_enabled() && !at::autocast::is_autocast_enabled(at::kCUDA)) {
-        out = call_through_node(&with_grad<Ops>, args, count);
-        if (out != Py_NotImplemented) return out;
-        Py_DECREF(out);
-      }
     }
     return PyObject_Vectorcall(fallback, args, static_cast<size_t>(count), kwnames);
   }
@@ -428,27 +290,6 @@ PyObject* make_op_caller(PyObject*, PyObject* name) {
     return nullptr;
   }
   PyObject* caller = PyCFunction_New(&call_op_def, capsule);
-  Py_DECREF(capsule);
-  return caller;
-  END_HANDLE_TH_ERRORS
-}
-
-PyObject* make_autograd_caller(PyObject*, PyObject* name) {
-  HANDLE_TH_ERRORS
-  const std::optional<std::string> op_name = caller_op_name(name, "_autograd_caller");
-  if (!op_name) return nullptr;
-  GradCall call = nullptr;
-  if (*op_name == "relu") call = &with_grad<ReluOps>;
-  if (*op_name == "tanh") call = &with_grad<TanhOps>;
-  if (call == nullptr) {
-    PyErr_Format(PyExc_ValueError, "_autograd_caller: no C++ autograd for cnnfast::%s",
-                 op_name->c_str());
-    return nullptr;
-  }
-  PyObject* capsule =
-      PyCapsule_New(reinterpret_cast<void*>(call), kGradCapsuleName, nullptr);
-  if (capsule == nullptr) return nullptr;
-  PyObject* caller = PyCFunction_New(&call_with_grad_def, capsule);
   Py_DECREF(capsule);
   return caller;
   END_HANDLE_TH_ERRORS

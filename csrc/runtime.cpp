@@ -1,10 +1,16 @@
 #include "runtime.h"
 
+#include <c10/util/Exception.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "cnnfast_build_config.h"
+#include "common/kernel_table.h"
 
 namespace cnnfast {
 namespace {
@@ -49,22 +55,45 @@ bool cuda_compiled() {
 const char* cuda_archs() { return CNNFAST_CUDA_ARCHS; }
 const char* cpu_isa() { return CNNFAST_CPU_ISA; }
 
-std::string cuda_kernel_table() {
-  // Every kernel below is a functor in csrc/kernels/ that the host launcher
-  // runs too (the implicit GEMM as a phased kernel with shared memory and
-  // barriers); none uses warp shuffles, tensor cores or async copies yet.
-  static const char* const kernels[] = {
-      "relu_forward",         "relu_backward",         "tanh_forward",
-      "tanh_backward",        "max_pool2d_forward",    "max_pool2d_backward",
-      "avg_pool2d_forward",   "avg_pool2d_backward",   "local_response_norm_forward",
-      "local_response_norm_backward", "relu_lrn_max_pool2d_forward", "relu_lrn_max_pool2d_backward",
-      "implicit_gemm_fprop",  "implicit_gemm_dgrad",   "implicit_gemm_wgrad",
-      "gemm_slice_sum",       "winograd_filter_transform", "winograd_input_transform",
-      "winograd_gemm",        "winograd_output_transform", "lenet5_forward",
-  };
-  std::string table;
-  for (const char* name : kernels) table += std::string(name) + ":emulated\n";
+namespace {
+
+struct KernelTable {
+  std::mutex mutex;
+  std::map<std::string, KernelEntry> entries;
+};
+
+KernelTable& kernel_table() {
+  static KernelTable table;
   return table;
+}
+
+}  // namespace
+
+bool register_cuda_kernel(const char* name, const char* header) {
+  KernelTable& table = kernel_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  std::string file = std::filesystem::path(header).lexically_normal().string();
+  const size_t csrc = file.rfind("csrc/");
+  if (csrc != std::string::npos) file = file.substr(csrc);
+  table.entries.try_emplace(name, KernelEntry{name, file, 0});
+  return true;
+}
+
+void count_emulated_launch(const char* name) {
+  KernelTable& table = kernel_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  const auto entry = table.entries.find(name);
+  TORCH_CHECK(entry != table.entries.end(), "cnnfast: kernel ", name,
+              " was launched but is not in the kernel table (CNNFAST_REGISTER_KERNEL)");
+  ++entry->second.emulated_launches;
+}
+
+std::vector<KernelEntry> cuda_kernel_table() {
+  KernelTable& table = kernel_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  std::vector<KernelEntry> entries;
+  for (const auto& [name, entry] : table.entries) entries.push_back(entry);
+  return entries;
 }
 
 }  // namespace cnnfast

@@ -28,8 +28,5 @@ bool cuda_compiled();
 const char* cuda_archs();
 const char* cpu_isa();
 
-// Names of the CUDA kernels, each with whether the emulation runs it, as
-// "name:emulated" lines (or "name:not emulated: reason").
-std::string cuda_kernel_table();
 
 }  // namespace cnnfast

@@ -25,25 +25,12 @@ def test_cpu_autocast_leaves_the_dtype():
         assert cnnfast.conv2d(x, w).dtype == torch.float32
 
 
-def test_cuda_autocast_leaves_autograd_to_torch_library(monkeypatch):
-    """Under CUDA autocast, conv2d's and linear's inputs are cast above
-    autograd: the public functions then leave autograd to torch.library's
-    kernel, which sees the cast inputs, instead of applying the formulas
-    themselves to the uncast ones (cnnfast/ops.py, _run). The autocast flag
-    is set by hand: without a GPU, torch.autocast("cuda") would disable it."""
-
-    def refuse(*args):
-        raise AssertionError("the formulas were applied outside torch.library's kernel under CUDA autocast")
-
-    monkeypatch.setattr(cnnfast.ops._EagerAutograd, "apply", refuse)
-    x, w = torch.randn(2, 3, 8, 8, requires_grad=True), torch.randn(4, 3, 3, 3, requires_grad=True)
-    torch.set_autocast_enabled("cuda", True)
-    try:
-        outputs = [cnnfast.conv2d(x, w), cnnfast.linear(x, torch.randn(5, 8, requires_grad=True))]
-    finally:
-        torch.set_autocast_enabled("cuda", False)
-    assert all(out.requires_grad for out in outputs)
-    torch.autograd.grad(sum(out.sum() for out in outputs), [x, w])
+def test_autocast_runs_above_the_ops_autograd():
+    """The dispatcher runs AutocastCUDA before Autograd, so the C++
+    autograd kernel saves the inputs the op ran on, cast."""
+    for op in ("conv2d", "linear", "lenet5_forward"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"cnnfast::{op}", "AutocastCUDA"), op
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"cnnfast::{op}", "Autograd"), op
 
 
 @pytest.mark.cuda

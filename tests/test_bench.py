@@ -69,7 +69,51 @@ def test_run_measures_and_reports():
     # tanh reads and writes each element once: 2 × 4 bytes per element.
     assert result["gbps"] == pytest.approx(2 * 4 * 256 * 6 * 28 * 28 / (result["cnnfast_ms"] * 1e-3) / 1e9)
     table = report.markdown(results)
-    assert "CPU threads" in table and "TF32" in table and f"| {QUICK_CASE} | 256×6×28×28 | torch |" in table
+    assert "CPU threads" in table and "TF32" in table and f"| {QUICK_CASE} | {result['ref_ms']:.3f} |" in table
+    assert all(len(line) <= report.WIDTH for line in table.splitlines())
+    # The bandwidth limit is measured at the case's own size (a copy or sum
+    # of as many bytes, best of several runs).
+    assert result["limit_gbps"] > 0 and result["share"] == pytest.approx(result["gbps"] / result["limit_gbps"])
+
+
+def fake_report(results):
+    return {"cnnfast": "0", "torch": "2", "device": "CPU: a machine with a name long enough to wrap " * 2,
+            "date": "2026-12-07", "dtype": "float32", "threads": 2, "cpu_isa": "avx512",
+            "tf32": {"matmul": False, "cudnn": False}, "cudnn_benchmark": False,
+            "limits": {"memory_gbps": 40.0, "fp32_tflops": 0.2, "source": "measured here, " * 10}, "results": results}
+
+
+def test_the_table_fits_100_columns_and_flags_a_share_above_the_limit():
+    rows = [{"name": "relu_lrn_max_pool2d alexnet1 vs unfused fwd+bwd and then some more words", "shape": [1],
+             "reference": "cnnfast unfused", "ref_ms": 12345.678, "cnnfast_ms": 0.001, "speedup": 12345678.0,
+             "share": 1.17, "share_above_estimate": True, "gbps": 47.0},
+            {"name": "relu alexnet1 fwd", "shape": [1], "reference": "torch", "ref_ms": 1.0, "cnnfast_ms": 2.0,
+             "speedup": 0.5, "share": 0.5},
+            {"name": "conv2d alexnet conv1 fwd", "shape": [1], "error": "out of memory"}]
+    table = report.markdown(fake_report(rows))
+    assert all(len(line) <= report.WIDTH for line in table.splitlines()), max(map(len, table.splitlines()))
+    assert "| 117%* |" in table and "| 50% |" in table and "* where above it" in table
+    assert "relu_lrn_max_pool2d alexnet1 vs unfused" in table and "…" in table
+    assert "error: out of memory" in table
+
+
+def test_a_share_above_the_measured_limit_is_flagged():
+    case = bench.Case("relu x", (1,), build=None, elements=10**6)
+    limits = bench.limits.Limits(gbps=40.0, tflops=None, source="", gbps_at=lambda nbytes: 10.0)
+    below = bench._result(case, 1.0, 1.0, torch.float32, limits)  # 4 MB in 1 ms: 4 GB/s of 10
+    above = bench._result(case, 1.0, 0.1, torch.float32, limits)  # 40 GB/s of 10
+    assert below["share"] == pytest.approx(0.4) and "share_above_estimate" not in below
+    assert above["share"] == pytest.approx(4.0) and above["share_above_estimate"] is True
+
+
+def test_the_plot_reads_speedups_as_times():
+    rows = [{"name": f"case {i}", "reference": "torch", "speedup": s} for i, s in enumerate((0.4, 1.0, 3.0, 9.0))]
+    figure = report.speedup_figure(fake_report(rows))
+    figure.canvas.draw()
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels() if label.get_text()]
+    assert labels and all(label.endswith("×") for label in labels)
+    assert {"0.5×", "1×", "2×", "5×"} <= set(labels)
+    assert not any("10^" in label or "$" in label for label in labels)
 
 
 def test_the_command_writes_json_and_plot(tmp_path, capsys):
@@ -101,8 +145,10 @@ def test_the_command_lists_and_refuses_clearly(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where no GPU is visible")
 def test_cuda_without_a_gpu_is_refused(capsys):
-    assert main(["bench", "--device", "cuda", "--quick"]) == 2
-    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--device", "cuda", "--quick"])
+    assert exited.value.code == 2
+    assert "cnnfast: --device: cuda: no CUDA GPU is visible" in capsys.readouterr().err
 
 
 def test_demo_trains_lenet5_then_benchmarks(tmp_path, capsys, monkeypatch):
@@ -114,7 +160,7 @@ def test_demo_trains_lenet5_then_benchmarks(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(demo.bench, "run", lambda *args, **kw: quick_run(*args, **kw, match=ONE_CASE, budget_s=0.01))
     assert main(["demo", "--epochs", "1", "--output", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    accuracy = float(out.split("held-out accuracy after 1 epochs: ")[1].split("%")[0])
+    accuracy = float(out.split("held-out accuracy after 1 epoch: ")[1].split("%")[0])
     assert accuracy > 80  # one epoch on 6,000 digits
     assert f"| {QUICK_CASE} |" in out
     assert {p.name for p in tmp_path.iterdir()} == {"lenet5.pt", "bench.md", "bench.json", "speedups.png"}

@@ -63,15 +63,14 @@ def test_trainer_runs_under_a_process_group(tmp_path, monkeypatch):
 
 
 def test_alexnet_trainer_runs_under_a_process_group(tmp_path):
-    from cnnfast.data import DataError
     from cnnfast.models import AlexNet
-    from cnnfast.train import train_alexnet
+    from cnnfast.train import TrainingError, train_alexnet
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
     try:
         model, history = train_alexnet(synthetic=True, steps=1, batch_size=2, num_classes=10, ddp=True,
                                        save=str(tmp_path / "alexnet.pt"), progress=False, log=lambda *_: None)
-        with pytest.raises(DataError, match="--ddp runs one model per process"):
+        with pytest.raises(TrainingError, match="--ddp runs one model per process"):
             train_alexnet(synthetic=True, steps=1, split="devices", ddp=True, progress=False)
     finally:
         dist.destroy_process_group()

@@ -1,7 +1,8 @@
-"""The ops' C++ callers (csrc/op_caller.cpp): the same results and errors as
-the ops, and NotImplemented wherever the general Python path must run."""
+"""The ops' C++ callers (csrc/op_caller.cpp): the same results, gradients
+and errors as torch.ops, and NotImplemented wherever torch.ops must run
+instead; and the one route every call takes, the op's C++ autograd
+(csrc/autograd/)."""
 
-import contextlib
 import inspect
 import pickle
 import types
@@ -63,18 +64,17 @@ def test_arguments_left_out_take_the_schema_defaults():
     assert call(x, 3, 1e-4, 0.75, 1.0, 7) is NotImplemented  # one argument too many
 
 
-def test_a_tensor_needing_a_gradient_takes_the_autograd_path():
+def test_a_tensor_needing_a_gradient_goes_through_the_ops_autograd():
     x = sample("cpu", requires_grad=True)
-    call = caller_of(ops.relu)
-    assert call(x) is NotImplemented
+    out = caller_of(ops.tanh)(x)
+    expected = ops.tanh(x)
+    assert type(out.grad_fn) is type(expected.grad_fn) and "TanhFunction" in out.grad_fn.name()
+    torch.testing.assert_close(torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(expected.sum(), x)[0],
+                               rtol=0, atol=0)
     with torch.no_grad():
-        out = call(x)
-    assert not out.requires_grad
-    torch.testing.assert_close(out, torch.relu(x.detach()), rtol=0, atol=0)
+        assert not caller_of(ops.tanh)(x).requires_grad
     weight = torch.nn.Parameter(torch.randn(5, 8, dtype=torch.float64))
-    assert caller_of(ops.linear)(sample("cpu"), weight, None, None) is NotImplemented
-    with torch.no_grad():
-        assert isinstance(caller_of(ops.linear)(sample("cpu"), weight, None, None), torch.Tensor)
+    assert caller_of(ops.linear)(sample("cpu"), weight, None, None).grad_fn is not None
 
 
 @pytest.mark.parametrize(
@@ -139,7 +139,10 @@ def test_a_torch_dispatch_mode_sees_the_op():
     x = sample("cpu")
     with RecordOps() as mode:
         out = caller_of(ops.max_pool2d)(x, [3, 3], [2, 2], [1, 1], True)
-    assert mode.seen == [ops.max_pool2d.default]
+    with RecordOps() as through_torch_ops:
+        ops.max_pool2d(x, [3, 3], [2, 2], [1, 1], True)
+    # max_pool2d is a composite of the op that keeps the offsets, as torch.ops shows it
+    assert mode.seen == through_torch_ops.seen == [ops._max_pool2d_with_offsets.default]
     torch.testing.assert_close(out, torch.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True), rtol=0, atol=0)
 
 
@@ -162,50 +165,68 @@ def test_errors_are_the_ops_errors(op, args):
     assert str(got.value) == str(expected.value)
 
 
-def test_the_public_functions_take_the_caller_without_gradients(monkeypatch):
-    # The general path runs the op below autograd from cnnfast/ops.py; count
-    # how often it does.
-    general = []
-    below_autograd = cnnfast.ops._below_autograd
+class CountedOps:
+    """cnnfast.ops._ops, counting the calls that reach the Python functions."""
 
-    @contextlib.contextmanager
-    def counted():
-        general.append(1)
-        with below_autograd():
-            yield
+    def __init__(self, ops):
+        self.ops, self.calls = ops, []
 
-    monkeypatch.setattr(cnnfast.ops, "_below_autograd", counted)
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.ops, name)
+
+
+@pytest.fixture
+def python_calls(monkeypatch):
+    counted = CountedOps(cnnfast.ops._ops)
+    monkeypatch.setattr(cnnfast.ops, "_ops", counted)
+    return counted.calls
+
+
+@pytest.fixture
+def torch_ops_calls(monkeypatch):
+    """The cnnfast ops called through torch.ops (OpOverload.__call__)."""
+    calls = []
+    call = torch._ops.OpOverload.__call__
+
+    def counted(self, *args, **kwargs):
+        if self.namespace == "cnnfast":
+            calls.append(self)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch._ops.OpOverload, "__call__", counted)
+    return calls
+
+
+def test_the_public_functions_take_the_caller_with_and_without_gradients(torch_ops_calls):
     x = sample("cpu")
-    cnnfast.relu(x)
     cnnfast.max_pool2d(x, 3, 2)
-    cnnfast.conv2d(x, torch.randn(4, 3, 3, 3, dtype=x.dtype), None, 1, 0, 1, "relu")
-    assert general == []
+    out = cnnfast.conv2d(x.requires_grad_(), torch.randn(4, 3, 3, 3, dtype=x.dtype), None, 1, 0, 1, "relu")
+    out.sum().backward()
+    assert torch_ops_calls == []
     cnnfast.relu(x.as_subclass(Tagged))
-    assert general == [1]
+    assert torch_ops_calls and set(torch_ops_calls) == {ops.relu.default}
 
 
-# relu and tanh with a gradient: their C++ autograd node
-# (op_caller.cpp, BackwardFromOutput; relu on the CPU ReluSavingMask)
-# against the Python formulas in _EagerAutograd, bit for bit.
+# One route: the public functions, torch.ops and a compiled graph all reach
+# the op's C++ autograd kernel (csrc/autograd/), which saves what backward
+# needs and calls the backward op.
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["relu", "tanh"])
-def test_activations_with_a_gradient_take_a_cpp_node(device, name, monkeypatch):
-    def refuse(*args):
-        raise AssertionError("the Python autograd.Function ran")
-
+def test_activations_with_a_gradient_take_the_ops_autograd(device, name):
     x = sample(device, requires_grad=True)
     grad = torch.randn_like(x)
-    python_path = cnnfast.ops._EagerAutograd.apply(x, cnnfast.ops._FORMULAS[name])
-    (expected,) = torch.autograd.grad(python_path, x, grad)
-    monkeypatch.setattr(cnnfast.ops._EagerAutograd, "apply", refuse)
+    via_op = getattr(ops, name)(x)
     out = getattr(cnnfast, name)(x)
-    assert "CppNode" in out.grad_fn.name() and name.capitalize() in out.grad_fn.name()
-    torch.testing.assert_close(out, python_path, rtol=0, atol=0)
+    assert type(out.grad_fn) is type(via_op.grad_fn)
+    saves_mask = "ReluWithMaskFunction" in out.grad_fn.name()
+    assert saves_mask == (name == "relu" and device == "cpu" and not _C._emulate_cuda())
+    assert saves_mask or f"{name.capitalize()}Function" in out.grad_fn.name()
+    torch.testing.assert_close(out, via_op, rtol=0, atol=0)
+    (expected,) = torch.autograd.grad(via_op, x, grad)
     (got,) = torch.autograd.grad(out, x, grad)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     out = getattr(cnnfast, name)(x)
-    saves_mask = "ReluSavingMask" in out.grad_fn.name()
-    assert saves_mask == (name == "relu" and device == "cpu" and not _C._emulate_cuda())
     out.add_(1)
     if saves_mask:
         # relu on the CPU saved where its gradient passes, not the output:
@@ -218,19 +239,8 @@ def test_activations_with_a_gradient_take_a_cpp_node(device, name, monkeypatch):
             out.sum().backward()
 
 
-def test_the_cpp_node_declines_what_the_op_caller_declines():
-    call = _C._autograd_caller("relu")
-    x = sample("cpu", requires_grad=True)
-    assert call(x.as_subclass(Tagged)) is NotImplemented
-    assert call(x, x) is NotImplemented
-    with RecordFunctions():
-        assert call(x) is NotImplemented
-    with pytest.raises(ValueError, match="no C\\+\\+ autograd for cnnfast::max_pool2d"):
-        _C._autograd_caller("max_pool2d")
-
-
 # cnnfast.relu and cnnfast.tanh are builtins (op_caller.cpp, ActivationBuiltin)
-# that take the two callers above and fall back on the Python function.
+# that take the caller above and fall back on the Python function.
 @pytest.mark.parametrize("name", ["relu", "tanh"])
 def test_the_activations_are_builtins_that_behave_as_functions(name):
     function = getattr(cnnfast, name)
@@ -244,15 +254,7 @@ def test_the_activations_are_builtins_that_behave_as_functions(name):
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh"])
-def test_the_activations_call_python_only_where_the_callers_decline(name, monkeypatch):
-    python_calls = []
-    run = cnnfast.ops._run
-
-    def counted(*args):
-        python_calls.append(args[0])
-        return run(*args)
-
-    monkeypatch.setattr(cnnfast.ops, "_run", counted)
+def test_the_activations_call_python_only_where_the_caller_declines(name, python_calls):
     function, reference = getattr(cnnfast, name), getattr(torch, name)
     x = sample("cpu")
     torch.testing.assert_close(function(x), reference(x), rtol=2e-7, atol=0)
@@ -273,10 +275,7 @@ def test_the_activations_raise_what_the_python_path_raises():
         cnnfast.relu()
     with pytest.raises(TypeError, match="tanh\\(\\) got an unexpected keyword argument 'input'"):
         cnnfast.tanh(input=sample("cpu"))
-    with pytest.raises(RuntimeError) as expected:
-        ops.relu(3)
-    with pytest.raises(RuntimeError) as got:
+    with pytest.raises(TypeError, match="cnnfast.relu: x must be a tensor, got int"):
         cnnfast.relu(3)
-    assert str(got.value) == str(expected.value)
     with pytest.raises(ValueError, match="no builtin for cnnfast::max_pool2d"):
         _C._activation("max_pool2d", lambda x: x)

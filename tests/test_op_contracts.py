@@ -97,9 +97,9 @@ def test_compile_fullgraph(device):
     torch.testing.assert_close(g, g_eager)
 
 
-# Each public function against its op called through torch.ops, whose
-# autograd is torch.library's kernel: the public functions apply the same
-# registered formulas without it (cnnfast/ops.py, _EagerAutograd).
+# Each public function against its op called through torch.ops: the same
+# values, gradients and errors (the public functions reach the op through
+# its C++ caller).
 def _parameters(*weight_shape):
     """A weight of that shape and its bias, like x and needing gradients."""
 

@@ -2,6 +2,9 @@
 emulation switch."""
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +13,8 @@ import torch
 
 import cnnfast
 from cnnfast import _loader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_info_fields():
@@ -24,11 +29,42 @@ def test_info_fields():
         assert info["cuda_archs"], "a CUDA build names its architectures"
 
 
-def test_every_cuda_kernel_is_emulated():
-    names = {k["name"]: k for k in cnnfast.info()["cuda_kernels"]}
-    for op in ("relu", "tanh", "max_pool2d", "avg_pool2d", "local_response_norm", "relu_lrn_max_pool2d"):
-        for direction in ("forward", "backward"):
-            assert names[f"{op}_{direction}"]["emulated"] is True
+def test_kernel_table_names_each_kernel_once_with_its_header():
+    table = cnnfast.info()["cuda_kernels"]
+    names = [k["name"] for k in table]
+    assert len(names) == len(set(names)) and "ImplicitGemmKernel" in names
+    for kernel in table:
+        assert kernel["header"].startswith("csrc/kernels/") and os.path.isfile(os.path.join(ROOT, kernel["header"]))
+        with open(os.path.join(ROOT, kernel["header"])) as header:
+            assert f"CNNFAST_KERNEL_NAME({kernel['name']})" in header.read()
+
+
+def global_kernel_functors(library):
+    """The functor of every __global__ kernel in the library: each is
+    run_kernel<F> or run_block_kernel<F> (csrc/cuda/launch.cuh), whose host
+    stub the library's symbol table names."""
+    symbols = subprocess.run(["nm", "-C", "--defined-only", library], capture_output=True, text=True,
+                             check=True).stdout
+    return set(re.findall(r"cnnfast::run_(?:block_)?kernel<(?:cnnfast::)?(?:kernels::)?(\w+)", symbols))
+
+
+@pytest.mark.skipif(not cnnfast.info()["cuda_compiled"], reason="a CPU-only build has no CUDA kernels")
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
+def test_kernel_table_is_every_cuda_kernel_of_the_build():
+    built = global_kernel_functors(cnnfast._C.__file__)
+    listed = {k["name"] for k in cnnfast.info()["cuda_kernels"]}
+    assert built, "no __global__ kernel found in the library"
+    assert built == listed, f"in the build, not the table: {built - listed}; in the table, not the build: {listed - built}"
+
+
+def test_the_host_launcher_counts_launches():
+    launches = {k["name"]: k["emulated_launches"] for k in cnnfast.info()["cuda_kernels"]}
+    with cnnfast.testing.emulate_cuda(True):
+        cnnfast.relu(torch.randn(5))
+    after = {k["name"]: k["emulated_launches"] for k in cnnfast.info()["cuda_kernels"]}
+    assert after["ActivationForwardKernel"] == launches["ActivationForwardKernel"] + 1
+    assert {name: n for name, n in after.items() if name != "ActivationForwardKernel"} == {
+        name: n for name, n in launches.items() if name != "ActivationForwardKernel"}
 
 
 def test_emulation_switch_changes_the_code_path():

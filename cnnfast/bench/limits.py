@@ -5,7 +5,8 @@ linear)."""
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional
+from functools import lru_cache
+from typing import Callable, Optional
 
 import torch
 
@@ -23,20 +24,29 @@ class Limits:
     gbps: Optional[float]  # memory bandwidth, GB/s
     tflops: Optional[float]  # FP32 peak, TFLOP/s
     source: str  # where the figures come from
+    # The bandwidth limit of a case that moves that many bytes, where it is
+    # measured per size (on a CPU, whose caches make small working sets
+    # faster than memory); None: `gbps` for every size.
+    gbps_at: Optional[Callable[[int], float]] = None
+
+    def bandwidth_for(self, nbytes):
+        return self.gbps_at(nbytes) if self.gbps_at is not None else self.gbps
 
 
-def measured_gbps(device, megabytes=256):
-    """Memory bandwidth measured here on tensors far larger than any cache:
-    the better of a copy (bytes read + written) and a sum (bytes read)."""
+def measured_gbps(device, nbytes=2**29, repeats=5):
+    """The bandwidth of moving `nbytes` here: the best of `repeats` runs of
+    the better of a copy of nbytes / 2 (as many bytes read and written)
+    and a sum of nbytes (read). At 512 MB it is the memory's; at a case's
+    size, what a working set of that size can reach through the caches."""
     from .timing import time_once
 
     device = torch.device(device)
-    source = torch.ones(megabytes * 2**18, device=device)  # float32
-    target = torch.empty_like(source)
-    copy_ms = min(time_once(lambda: target.copy_(source), device) for _ in range(5))
-    read_ms = min(time_once(lambda: source.sum(), device) for _ in range(5))
-    size = source.numel() * 4
-    return max(2 * size / copy_ms, size / read_ms) * 1e3 / 1e9
+    elements = max(nbytes // 4, 2)
+    source = torch.ones(elements, device=device)  # float32
+    half, target = source[: elements // 2], torch.empty(elements // 2, device=device)
+    copy_ms = min(time_once(lambda: target.copy_(half), device) for _ in range(repeats))
+    read_ms = min(time_once(lambda: source.sum(), device) for _ in range(repeats))
+    return max(2 * half.numel() * 4 / copy_ms, elements * 4 / read_ms) * 1e3 / 1e9
 
 
 def measured_cpu_tflops(size=2048):
@@ -63,9 +73,11 @@ def device_limits(device):
             if key in name:
                 return Limits(gbps, tflops, f"{name} data sheet")
         return Limits(measured_gbps(device), None, f"{name}: bandwidth measured here, FP32 peak unknown")
+    at_size = lru_cache(maxsize=None)(lambda nbytes: measured_gbps(device, nbytes, repeats=11))
     return Limits(measured_gbps(device), measured_cpu_tflops(),
-                  "bandwidth measured here (256 MB copy or sum; data that stays in cache can exceed it); "
-                  "FP32 peak: torch's best float32 matrix product measured here (2048³, a floor under the peak)")
+                  "bandwidth: the best of 11 copies or sums of each case's bytes, measured here (memory: "
+                  "512 MB); FP32 peak: torch's best float32 matrix product here (2048³, a floor under the peak)",
+                  gbps_at=at_size)
 
 
 def cpu_model():

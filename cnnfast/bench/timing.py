@@ -1,4 +1,4 @@
-"""Side-by-side timing (design.md §8): reference and cnnfast interleaved in
+"""Side-by-side timing (docs/benchmarks.md): reference and cnnfast interleaved in
 one process, each first in every other pair, after warm-up, median of many
 runs; CUDA events on a GPU, the wall clock (both sides on the same threads)
 on a CPU."""

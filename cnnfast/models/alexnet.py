@@ -1,5 +1,5 @@
 """The original two-tower AlexNet (Krizhevsky, Sutskever, Hinton 2012) on
-cnnfast's ops (design.md §4).
+cnnfast's ops (docs/architecture.md, "Models").
 
 Parameters are whole layers — tower A owns the first half of each layer's
 outputs — so one checkpoint runs in every split mode. conv2, conv4 and conv5
@@ -15,6 +15,7 @@ from torch import nn as tnn
 
 from .. import ops
 from ..testing import emulating_cuda
+from ._inputs import check_input
 
 TOWERS = 2
 PARAMETERS = ("weight", "bias")
@@ -123,6 +124,7 @@ class ReferenceAlexNet(tnn.Module):
         return F.max_pool2d(F.local_response_norm(towers, *self.lrn).reshape(x.shape), 3, 2)
 
     def forward(self, x):
+        check_input("cnnfast.models.ReferenceAlexNet", x, 3, 227)
         x = self._stage(self.conv2(self._stage(self.conv1(x))))
         x = F.relu(self.conv4(F.relu(self.conv3(x))))
         x = torch.flatten(F.max_pool2d(F.relu(self.conv5(x)), 3, 2), 1)
@@ -267,4 +269,5 @@ class AlexNet(tnn.Module):
         )
 
     def forward(self, x):
+        check_input("cnnfast.models.AlexNet", x, 3, 227, ": the paper's 227×227 crops")
         return self.classifier(self.features(x))

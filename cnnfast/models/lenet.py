@@ -5,10 +5,14 @@ import torch
 from torch import nn as tnn
 
 from .. import nn, ops
+from ._inputs import check_input
+
+# MNIST's 28×28 digits are padded by 2, as the paper did.
+INPUT_NOTE = ": MNIST's 28×28 digits zero-padded by 2 (cnnfast.data.lenet_inputs does it)"
 
 
 class ReferenceLeNet5(tnn.Module):
-    """The plain-PyTorch LeNet-5 (design.md §4): the reference the
+    """The plain-PyTorch LeNet-5 (docs/architecture.md, "Models"): the reference the
     benchmarks and `train --reference` run, and the state_dict LeNet5 loads."""
 
     def __init__(self):
@@ -22,6 +26,7 @@ class ReferenceLeNet5(tnn.Module):
         )
 
     def forward(self, x):
+        check_input("cnnfast.models.ReferenceLeNet5", x, 1, 32, INPUT_NOTE)
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
@@ -49,6 +54,7 @@ class LeNet5(tnn.Module):
         )
 
     def forward(self, x):
+        check_input("cnnfast.models.LeNet5", x, 1, 32, INPUT_NOTE)
         if not torch.is_grad_enabled():
             # The layers unpacked by hand: a third of the time self.parameters() takes.
             conv1, _, _, conv2, _, _ = self.features

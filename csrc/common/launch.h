@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernel_table.h"
 #include "macros.h"
 #include "numeric.h"
 
@@ -139,7 +140,8 @@ class HostBlock {
 };
 
 // Host stand-in for a CUDA launch: runs the kernel body for every block and
-// thread of the grid, in order. Used by the emulation mode only.
+// thread of the grid, in order, and counts the launch in the kernel table.
+// Used by the emulation mode only.
 struct HostLauncher {
   template <class Device>
   explicit HostLauncher(const Device&) {}
@@ -147,6 +149,7 @@ struct HostLauncher {
   template <class Kernel>
   void launch(const LaunchShape& shape, const Kernel& kernel) const {
     if (shape.empty()) return;
+    count_emulated_launch(Kernel::kName);
     ThreadIndex t;
     t.grid_dim = shape.grid;
     t.block_dim = shape.block;
@@ -163,6 +166,7 @@ struct HostLauncher {
   template <class Kernel>
   void launch_blocks(const LaunchShape& shape, const Kernel& kernel) const {
     if (shape.empty()) return;
+    count_emulated_launch(Kernel::kName);
     Dim3 b;
     for (b.z = 0; b.z < shape.grid.z; ++b.z)
       for (b.y = 0; b.y < shape.grid.y; ++b.y)

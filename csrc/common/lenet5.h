@@ -1,5 +1,5 @@
 #pragma once
-// LeNet-5's fixed geometry (design.md §4): a 1×32×32 image, two 5×5
+// LeNet-5's fixed geometry (docs/architecture.md, "Models"): a 1×32×32 image, two 5×5
 // convolutions each followed by tanh and 2×2 average pooling, then dense
 // layers 400 → 120 → 84 → 10.
 namespace cnnfast {

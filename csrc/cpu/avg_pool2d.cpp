@@ -11,8 +11,8 @@
 
 #include "../common/checks.h"
 #include "../common/pool2d.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/avg_pool2d.h"
 #include "pool_rows.h"
 
 namespace cnnfast {
@@ -88,7 +88,10 @@ void avg_pool_2x2_backward_plane(const float* grad, float* dst, const Pool2dProb
     for (int64_t ow = 0; ow < p.out_w; ow += kLanes) {
       const int64_t outputs = std::min(kLanes, p.out_w - ow), in = 2 * ow;
       const __m512 share = _mm512_mul_ps(_mm512_maskz_loadu_ps(first_lanes(outputs), grad + oh * p.out_w + ow), quarter);
-      const __m512 left = _mm512_permutexvar_ps(low_twice, share), right = _mm512_permutexvar_ps(high_twice, share);
+      // Two-source permutes of share with itself: GCC 12's one-source
+      // intrinsic reads an undefined vector (-Wmaybe-uninitialized).
+      const __m512 left = _mm512_permutex2var_ps(share, low_twice, share);
+      const __m512 right = _mm512_permutex2var_ps(share, high_twice, share);
       const __mmask16 low = first_lanes(2 * outputs), high = first_lanes(2 * outputs - kLanes);
       for (float* row : {top, bottom}) {
         _mm512_mask_storeu_ps(row + in, low, left);
@@ -213,9 +216,6 @@ void avg_pool_backward_plane(const scalar_t* grad, scalar_t* dst, const Pool2dPr
 at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
                           at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
                           bool count_include_pad) {
-  if (emulating_cuda())
-    return emulate::avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode,
-                                       count_include_pad);
   check_dtype(x, "avg_pool2d", "x", /*allow_16bit=*/false);
   const Pool2dProblem p = pool2d_problem(x, kernel_size, stride, padding, ceil_mode,
                                          count_include_pad, "avg_pool2d");
@@ -256,9 +256,6 @@ at::Tensor avg_pool2d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size,
 at::Tensor avg_pool2d_backward_cpu(const at::Tensor& grad_output, c10::SymIntArrayRef input_size,
                                    at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                    at::IntArrayRef padding, bool count_include_pad) {
-  if (emulating_cuda())
-    return emulate::avg_pool2d_backward(grad_output, input_size, kernel_size, stride, padding,
-                                        count_include_pad);
   const char* op = "_avg_pool2d_backward";
   check_dtype(grad_output, op, "grad_output", /*allow_16bit=*/false);
   const Pool2dProblem p = pool2d_backward_problem(grad_output, input_size, kernel_size, stride,
@@ -292,8 +289,8 @@ at::Tensor avg_pool2d_backward_cpu(const at::Tensor& grad_output, c10::SymIntArr
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("avg_pool2d", &avg_pool2d_cpu);
-  m.impl("_avg_pool2d_backward", &avg_pool2d_backward_cpu);
+  m.impl("avg_pool2d", cpu_or_emulated<&avg_pool2d_cpu, &kernels::avg_pool2d_forward<HostLauncher>>());
+  m.impl("_avg_pool2d_backward", cpu_or_emulated<&avg_pool2d_backward_cpu, &kernels::avg_pool2d_backward<HostLauncher>>());
 }
 
 }  // namespace cnnfast

@@ -1,9 +1,9 @@
 #include <torch/library.h>
 
 #include "../composites.h"
-#include "../emulate/emulate.h"
+#include "../emulation.h"
+#include "../kernels/gemm_engine.h"
 #include "../kernels/conv2d.h"
-#include "../runtime.h"
 #include "direct_conv.h"
 #include "implicit_gemm.h"
 #include "phase_split.h"
@@ -51,8 +51,6 @@ at::Tensor conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                       at::IntArrayRef padding, int64_t groups,
                       std::optional<std::string_view> activation) {
-  if (emulating_cuda())
-    return emulate::conv2d_forward(x, weight, bias, stride, padding, groups, activation);
   const ConvProblem p =
       conv2d_problem(x, weight, bias, stride, padding, groups, activation, "conv2d", false);
   if (!cpu::direct_conv_suits(p, lanes_of(x.scalar_type()))) {
@@ -82,7 +80,7 @@ at::Tensor conv2d_avg_pool2d_cpu(const at::Tensor& x, const at::Tensor& weight,
   const auto unfused = [&] {
     return conv2d_avg_pool2d_unfused(x, weight, bias, stride, padding, groups, activation, pool);
   };
-  if (emulating_cuda() || x.dim() != 4 || pool.size() != 2 || pool[0] < 1 || pool[1] < 1) return unfused();
+  if (x.dim() != 4 || pool.size() != 2 || pool[0] < 1 || pool[1] < 1) return unfused();
   const ConvProblem p =
       conv2d_problem(x, weight, bias, stride, padding, groups, activation, "conv2d_avg_pool2d", false);
   if (p.p < pool[0] || p.q < pool[1] || !cpu::direct_conv_suits(p, lanes_of(x.scalar_type()))) return unfused();
@@ -101,9 +99,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& output, at::IntArrayRef stride, at::IntArrayRef padding, int64_t groups,
     std::optional<std::string_view> activation, std::array<bool, 3> output_mask) {
-  if (emulating_cuda())
-    return emulate::conv2d_backward(grad_output, x, weight, output, stride, padding, groups,
-                                    activation, output_mask);
   const char* op = "_conv2d_backward";
   const ConvProblem p =
       conv2d_problem(x, weight, std::nullopt, stride, padding, groups, activation, op, false);
@@ -137,9 +132,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("conv2d", &conv2d_cpu);
-  m.impl("conv2d_avg_pool2d", &conv2d_avg_pool2d_cpu);
-  m.impl("_conv2d_backward", &conv2d_backward_cpu);
+  m.impl("conv2d", cpu_or_emulated<&conv2d_cpu, &kernels::conv2d_forward<kernels::TiledGemmEngine<HostLauncher>>>());
+  m.impl("conv2d_avg_pool2d", cpu_or_emulated<&conv2d_avg_pool2d_cpu, &conv2d_avg_pool2d_unfused>());
+  m.impl("_conv2d_backward", cpu_or_emulated<&conv2d_backward_cpu, &kernels::conv2d_backward<kernels::TiledGemmEngine<HostLauncher>>>());
 }
 
 }  // namespace cnnfast

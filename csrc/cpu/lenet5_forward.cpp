@@ -2,8 +2,8 @@
 
 #include "../common/checks.h"
 #include "../composites.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/lenet5_forward.h"
 
 namespace cnnfast {
 namespace {
@@ -18,13 +18,12 @@ at::Tensor lenet5_forward_cpu(const at::Tensor& x, const at::Tensor& conv1_weigh
                               const at::Tensor& fc3_bias) {
   const LeNet5Parameters params{conv1_weight, conv1_bias, conv2_weight, conv2_bias, fc1_weight,
                                 fc1_bias,     fc2_weight, fc2_bias,     fc3_weight, fc3_bias};
-  if (emulating_cuda()) return emulate::lenet5_forward(x, params);
   check_lenet5_arguments(x, params, "lenet5_forward", /*allow_16bit=*/false);
   return lenet5_forward_unfused(x, params);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(cnnfast, CPU, m) { m.impl("lenet5_forward", &lenet5_forward_cpu); }
+TORCH_LIBRARY_IMPL(cnnfast, CPU, m) { m.impl("lenet5_forward", cpu_or_emulated<&lenet5_forward_cpu, &kernels::lenet5_forward_op<HostLauncher>>()); }
 
 }  // namespace cnnfast

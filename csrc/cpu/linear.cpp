@@ -1,8 +1,8 @@
 #include <torch/library.h>
 
-#include "../emulate/emulate.h"
+#include "../emulation.h"
+#include "../kernels/gemm_engine.h"
 #include "../kernels/linear.h"
-#include "../runtime.h"
 #include "implicit_gemm.h"
 
 namespace cnnfast {
@@ -136,7 +136,7 @@ void linear_narrow(const T* x, const T* w, const T* bias, T* out, const ConvProb
 constexpr int64_t kInputGradRows = 2, kInputGradVectors = 8;
 
 template <class T>
-void narrow_input_grad(const typename cpu::VectorOf<T>::type* g, const T* w_padded, int64_t stride,
+void narrow_input_grad(const typename cpu::VectorOf<T>::alias* g, const T* w_padded, int64_t stride,
                        int64_t n0, int64_t n1, int64_t in, int64_t features, T* grad_x) {
   using V = typename cpu::VectorOf<T>::type;
   constexpr int64_t L = cpu::kLanes<T>;
@@ -168,7 +168,7 @@ void narrow_input_grad(const typename cpu::VectorOf<T>::type* g, const T* w_padd
 constexpr int64_t kSumRows = 16;
 
 template <class T>
-void narrow_weight_grad(const typename cpu::VectorOf<T>::type* g, const T* x, int64_t n0, int64_t n1,
+void narrow_weight_grad(const typename cpu::VectorOf<T>::alias* g, const T* x, int64_t n0, int64_t n1,
                         int64_t in, int64_t features, T* sums) {
   using V = typename cpu::VectorOf<T>::type;
   constexpr int64_t L = cpu::kLanes<T>;
@@ -207,7 +207,10 @@ void linear_narrow_backward(const T* grad, const T* out, const T* x, const T* w,
   constexpr int64_t L = cpu::kLanes<T>;
   const int64_t rows = p.n, in = p.c, features = p.k;
   const Activation act = p.act;
-  std::vector<V> g(rows);
+  // A vector per row, over plain storage (a std::vector of vector types
+  // would drop their attributes).
+  std::vector<T> g_storage(rows * L);
+  auto* g = reinterpret_cast<typename cpu::VectorOf<T>::alias*>(g_storage.data());
   at::parallel_for(0, rows, kNarrowChunk, [&, features, act](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const V gv = cpu::load_first(grad + n * features, features);
@@ -222,7 +225,7 @@ void linear_narrow_backward(const T* grad, const T* out, const T* x, const T* w,
       std::fill(w_padded + f * stride + in, w_padded + (f + 1) * stride, T(0));
     }
     at::parallel_for(0, rows, kNarrowChunk, [&](int64_t begin, int64_t end) {
-      narrow_input_grad(g.data(), w_padded, stride, begin, end, in, features, grad_x);
+      narrow_input_grad(g, w_padded, stride, begin, end, in, features, grad_x);
     });
   }
   if (grad_w == nullptr && grad_b == nullptr) return;
@@ -230,7 +233,7 @@ void linear_narrow_backward(const T* grad, const T* out, const T* x, const T* w,
   std::vector<T> sums(chunks * sums_size);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t chunk = begin; chunk < end; ++chunk)
-      narrow_weight_grad(g.data(), x, chunk * kNarrowChunk, std::min(rows, (chunk + 1) * kNarrowChunk), in,
+      narrow_weight_grad(g, x, chunk * kNarrowChunk, std::min(rows, (chunk + 1) * kNarrowChunk), in,
                          features, sums.data() + chunk * sums_size);
   });
   for (int64_t chunk = 1; chunk < chunks; ++chunk)
@@ -242,7 +245,6 @@ void linear_narrow_backward(const T* grad, const T* out, const T* x, const T* w,
 at::Tensor linear_cpu(const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias,
                       std::optional<std::string_view> activation) {
-  if (emulating_cuda()) return emulate::linear_forward(x, weight, bias, activation);
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", false);
   const bool narrow = narrow_suits(p, x.scalar_type());
   if (p.n == 0 || (p.n > kDotRows && !narrow))
@@ -262,8 +264,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& output, std::optional<std::string_view> activation,
     std::array<bool, 3> output_mask) {
-  if (emulating_cuda())
-    return emulate::linear_backward(grad_output, x, weight, output, activation, output_mask);
   const char* op = "_linear_backward";
   const ConvProblem p = linear_problem(x, weight, std::nullopt, activation, op, false);
   const bool narrow = narrow_suits(p, x.scalar_type());
@@ -287,8 +287,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("linear", &linear_cpu);
-  m.impl("_linear_backward", &linear_backward_cpu);
+  m.impl("linear", cpu_or_emulated<&linear_cpu, &kernels::linear_forward<kernels::TiledGemmEngine<HostLauncher>>>());
+  m.impl("_linear_backward", cpu_or_emulated<&linear_backward_cpu, &kernels::linear_backward<kernels::TiledGemmEngine<HostLauncher>>>());
 }
 
 }  // namespace cnnfast

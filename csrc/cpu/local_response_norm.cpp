@@ -7,8 +7,8 @@
 
 #include "../common/checks.h"
 #include "../common/lrn.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/local_response_norm.h"
 #include "lrn_blocks.h"
 
 namespace cnnfast {
@@ -16,7 +16,6 @@ namespace {
 
 at::Tensor local_response_norm_cpu(const at::Tensor& x, int64_t size, double alpha, double beta,
                                    double k) {
-  if (emulating_cuda()) return emulate::local_response_norm_forward(x, size, alpha, beta, k);
   const char* op = "local_response_norm";
   check_dtype(x, op, "x", /*allow_16bit=*/false);
   const LrnProblem p = lrn_problem(x, size, alpha, beta, k, op);
@@ -38,8 +37,6 @@ at::Tensor local_response_norm_cpu(const at::Tensor& x, int64_t size, double alp
 
 at::Tensor local_response_norm_backward_cpu(const at::Tensor& grad_output, const at::Tensor& x,
                                             int64_t size, double alpha, double beta, double k) {
-  if (emulating_cuda())
-    return emulate::local_response_norm_backward(grad_output, x, size, alpha, beta, k);
   const char* op = "_local_response_norm_backward";
   const LrnProblem p =
       lrn_backward_problem(grad_output, x, size, alpha, beta, k, op, /*allow_16bit=*/false);
@@ -63,8 +60,8 @@ at::Tensor local_response_norm_backward_cpu(const at::Tensor& grad_output, const
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("local_response_norm", &local_response_norm_cpu);
-  m.impl("_local_response_norm_backward", &local_response_norm_backward_cpu);
+  m.impl("local_response_norm", cpu_or_emulated<&local_response_norm_cpu, &kernels::local_response_norm_forward<HostLauncher>>());
+  m.impl("_local_response_norm_backward", cpu_or_emulated<&local_response_norm_backward_cpu, &kernels::local_response_norm_backward<HostLauncher>>());
 }
 
 }  // namespace cnnfast

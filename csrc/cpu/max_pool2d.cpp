@@ -7,8 +7,8 @@
 
 #include "../common/checks.h"
 #include "../common/pool2d.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/max_pool2d.h"
 #include "pool_rows.h"
 
 namespace cnnfast {
@@ -18,8 +18,6 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x,
                                                   at::IntArrayRef kernel_size,
                                                   at::IntArrayRef stride,
                                                   at::IntArrayRef padding, bool ceil_mode) {
-  if (emulating_cuda())
-    return emulate::max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode);
   check_dtype(x, "max_pool2d", "x", /*allow_16bit=*/false);
   const Pool2dProblem p =
       pool2d_problem(x, kernel_size, stride, padding, ceil_mode, true, "max_pool2d");
@@ -49,9 +47,6 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x,
 at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tensor& offsets,
                                    c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
                                    at::IntArrayRef stride, at::IntArrayRef padding) {
-  if (emulating_cuda())
-    return emulate::max_pool2d_backward(grad_output, offsets, input_size, kernel_size, stride,
-                                        padding);
   const char* op = "_max_pool2d_backward";
   check_dtype(grad_output, op, "grad_output", /*allow_16bit=*/false);
   const Pool2dProblem p =
@@ -79,8 +74,8 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_output, const at::Tens
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("_max_pool2d_with_offsets", &max_pool2d_cpu);
-  m.impl("_max_pool2d_backward", &max_pool2d_backward_cpu);
+  m.impl("_max_pool2d_with_offsets", cpu_or_emulated<&max_pool2d_cpu, &kernels::max_pool2d_forward<HostLauncher>>());
+  m.impl("_max_pool2d_backward", cpu_or_emulated<&max_pool2d_backward_cpu, &kernels::max_pool2d_backward<HostLauncher>>());
 }
 
 }  // namespace cnnfast

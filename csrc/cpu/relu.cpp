@@ -7,8 +7,8 @@
 #include <tuple>
 
 #include "../common/numeric.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/activation.h"
 #include "elementwise.h"
 #include "vec_math.h"
 
@@ -16,12 +16,10 @@ namespace cnnfast {
 namespace {
 
 at::Tensor relu_cpu(const at::Tensor& x) {
-  if (emulating_cuda()) return emulate::relu(x);
   return cpu::unary_map(x, "relu", [](auto v) { return cpu::relu_lanes(v); });
 }
 
 at::Tensor relu_backward_cpu(const at::Tensor& grad_output, const at::Tensor& output) {
-  if (emulating_cuda()) return emulate::relu_backward(grad_output, output);
   return cpu::backward_map(grad_output, output, "_relu_backward",
                            [](auto g, auto y) { return cpu::relu_grad_lanes(g, y); });
 }
@@ -133,8 +131,8 @@ at::Tensor relu_mask_backward_cpu(const at::Tensor& grad_output, const at::Tenso
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("relu", &relu_cpu);
-  m.impl("_relu_backward", &relu_backward_cpu);
+  m.impl("relu", cpu_or_emulated<&relu_cpu, &kernels::relu_forward<HostLauncher>>());
+  m.impl("_relu_backward", cpu_or_emulated<&relu_backward_cpu, &kernels::relu_backward<HostLauncher>>());
   m.impl("_relu_with_mask", &relu_with_mask_cpu);
   m.impl("_relu_mask_backward", &relu_mask_backward_cpu);
 }

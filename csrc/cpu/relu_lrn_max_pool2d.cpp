@@ -8,8 +8,8 @@
 
 #include "../common/checks.h"
 #include "../common/fused_stage.h"
-#include "../emulate/emulate.h"
-#include "../runtime.h"
+#include "../emulation.h"
+#include "../kernels/relu_lrn_max_pool2d.h"
 #include "lrn_blocks.h"
 #include "pool_rows.h"
 
@@ -39,8 +39,6 @@ std::tuple<at::Tensor, at::Tensor> relu_lrn_max_pool2d_cpu(const at::Tensor& x, 
                                                            double alpha, double beta, double k,
                                                            at::IntArrayRef kernel_size,
                                                            at::IntArrayRef stride) {
-  if (emulating_cuda())
-    return emulate::relu_lrn_max_pool2d_forward(x, size, alpha, beta, k, kernel_size, stride);
   const char* op = "relu_lrn_max_pool2d";
   check_dtype(x, op, "x", /*allow_16bit=*/false);
   const FusedStageProblem p = fused_stage_problem(x, size, alpha, beta, k, kernel_size, stride, op);
@@ -79,9 +77,6 @@ at::Tensor relu_lrn_max_pool2d_backward_cpu(const at::Tensor& grad_output, const
                                             const at::Tensor& offsets, int64_t size, double alpha,
                                             double beta, double k, at::IntArrayRef kernel_size,
                                             at::IntArrayRef stride) {
-  if (emulating_cuda())
-    return emulate::relu_lrn_max_pool2d_backward(grad_output, x, offsets, size, alpha, beta, k,
-                                                 kernel_size, stride);
   const char* op = "_relu_lrn_max_pool2d_backward";
   const FusedStageProblem p = fused_stage_backward_problem(
       grad_output, x, offsets, size, alpha, beta, k, kernel_size, stride, op, /*allow_16bit=*/false);
@@ -119,8 +114,8 @@ at::Tensor relu_lrn_max_pool2d_backward_cpu(const at::Tensor& grad_output, const
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CPU, m) {
-  m.impl("_relu_lrn_max_pool2d_with_offsets", &relu_lrn_max_pool2d_cpu);
-  m.impl("_relu_lrn_max_pool2d_backward", &relu_lrn_max_pool2d_backward_cpu);
+  m.impl("_relu_lrn_max_pool2d_with_offsets", cpu_or_emulated<&relu_lrn_max_pool2d_cpu, &kernels::relu_lrn_max_pool2d_forward<HostLauncher>>());
+  m.impl("_relu_lrn_max_pool2d_backward", cpu_or_emulated<&relu_lrn_max_pool2d_backward_cpu, &kernels::relu_lrn_max_pool2d_backward<HostLauncher>>());
 }
 
 }  // namespace cnnfast

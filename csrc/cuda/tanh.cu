@@ -4,22 +4,10 @@
 #include "launch.cuh"
 
 namespace cnnfast {
-namespace {
-
-at::Tensor tanh_cuda(const at::Tensor& x) {
-  return kernels::activation_forward<CudaLauncher, kernels::Tanh>(x, "tanh");
-}
-
-at::Tensor tanh_backward_cuda(const at::Tensor& grad_output, const at::Tensor& output) {
-  return kernels::activation_backward<CudaLauncher, kernels::Tanh>(grad_output, output,
-                                                                   "_tanh_backward");
-}
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(cnnfast, CUDA, m) {
-  m.impl("tanh", &tanh_cuda);
-  m.impl("_tanh_backward", &tanh_backward_cuda);
+  m.impl("tanh", &kernels::tanh_forward<CudaLauncher>);
+  m.impl("_tanh_backward", &kernels::tanh_backward<CudaLauncher>);
 }
 
 }  // namespace cnnfast

@@ -5,6 +5,7 @@
 #include <ATen/ops/empty_like.h>
 
 #include "../common/checks.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/numeric.h"
 
@@ -33,7 +34,8 @@ struct Tanh {
 
 // out[i] = Op::forward(x[i]), computed in the accumulation type.
 template <class scalar_t, class Op>
-struct ForwardKernel {
+struct ActivationForwardKernel {
+  CNNFAST_KERNEL_NAME(ActivationForwardKernel);
   const scalar_t* x;
   scalar_t* out;
   int64_t n;
@@ -43,10 +45,12 @@ struct ForwardKernel {
                              [&](int64_t i, acc_t v) { out[i] = static_cast<scalar_t>(Op::forward(v)); });
   }
 };
+CNNFAST_REGISTER_KERNEL(ActivationForwardKernel);
 
 // grad_x[i] = Op::backward(grad_out[i], out[i]).
 template <class scalar_t, class Op>
-struct BackwardKernel {
+struct ActivationBackwardKernel {
+  CNNFAST_KERNEL_NAME(ActivationBackwardKernel);
   const scalar_t* grad_out;
   const scalar_t* out;
   scalar_t* grad_x;
@@ -66,6 +70,7 @@ struct BackwardKernel {
         });
   }
 };
+CNNFAST_REGISTER_KERNEL(ActivationBackwardKernel);
 
 template <class Launcher, class Op>
 at::Tensor activation_forward(const at::Tensor& x, const char* op) {
@@ -76,7 +81,7 @@ at::Tensor activation_forward(const at::Tensor& x, const char* op) {
   const int64_t n = input.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "activation", [&] {
     launcher.launch(elementwise_launch_shape(n),
-                    ForwardKernel<scalar_t, Op>{input.const_data_ptr<scalar_t>(),
+                    ActivationForwardKernel<scalar_t, Op>{input.const_data_ptr<scalar_t>(),
                                                 out.mutable_data_ptr<scalar_t>(), n});
   });
   return out;
@@ -96,11 +101,29 @@ at::Tensor activation_backward(const at::Tensor& grad_output, const at::Tensor& 
   const int64_t n = out.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "activation_backward", [&] {
     launcher.launch(elementwise_launch_shape(n),
-                    BackwardKernel<scalar_t, Op>{grad.const_data_ptr<scalar_t>(),
+                    ActivationBackwardKernel<scalar_t, Op>{grad.const_data_ptr<scalar_t>(),
                                                  out.const_data_ptr<scalar_t>(),
                                                  grad_x.mutable_data_ptr<scalar_t>(), n});
   });
   return grad_x;
+}
+
+// The ops' entry points, for the CUDA registration and the emulation.
+template <class Launcher>
+at::Tensor relu_forward(const at::Tensor& x) {
+  return activation_forward<Launcher, Relu>(x, "relu");
+}
+template <class Launcher>
+at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& output) {
+  return activation_backward<Launcher, Relu>(grad_output, output, "_relu_backward");
+}
+template <class Launcher>
+at::Tensor tanh_forward(const at::Tensor& x) {
+  return activation_forward<Launcher, Tanh>(x, "tanh");
+}
+template <class Launcher>
+at::Tensor tanh_backward(const at::Tensor& grad_output, const at::Tensor& output) {
+  return activation_backward<Launcher, Tanh>(grad_output, output, "_tanh_backward");
 }
 
 }  // namespace kernels

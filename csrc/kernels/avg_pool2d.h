@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 
 #include "../common/checks.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/pool2d.h"
 
@@ -15,6 +16,7 @@ namespace kernels {
 
 template <class scalar_t, class Index>
 struct AvgPool2dForwardKernel {
+  CNNFAST_KERNEL_NAME(AvgPool2dForwardKernel);
   const scalar_t* x;
   scalar_t* out;
   BasicPool2dProblem<Index> p;
@@ -25,9 +27,11 @@ struct AvgPool2dForwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(AvgPool2dForwardKernel);
 
 template <class scalar_t, class Index>
 struct AvgPool2dBackwardKernel {
+  CNNFAST_KERNEL_NAME(AvgPool2dBackwardKernel);
   const scalar_t* grad_out;
   scalar_t* grad_x;
   BasicPool2dProblem<Index> p;
@@ -39,6 +43,7 @@ struct AvgPool2dBackwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(AvgPool2dBackwardKernel);
 
 template <class Launcher>
 at::Tensor avg_pool2d_forward(const at::Tensor& x, at::IntArrayRef kernel_size,

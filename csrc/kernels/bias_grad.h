@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "../common/conv2d.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 
 namespace cnnfast {
@@ -31,6 +32,7 @@ namespace kernels {
 // each channel's slices in order. A fixed order, no atomics: deterministic.
 template <class T>
 struct BiasGradKernel {
+  CNNFAST_KERNEL_NAME(BiasGradKernel);
   using acc_t = acc_type<T>;
   static constexpr int kThreads = 256, kMinBlocksPerSM = 1, kInFlight = 4;
   struct Shared {
@@ -92,10 +94,12 @@ struct BiasGradKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(BiasGradKernel);
 
 // Stage two: grad_bias[k] = the sum of channel k's slices, in order.
 template <class T>
 struct BiasGradSliceSumKernel {
+  CNNFAST_KERNEL_NAME(BiasGradSliceSumKernel);
   const acc_type<T>* slice_sums;
   T* grad_bias;
   int64_t channels, slices;
@@ -107,6 +111,7 @@ struct BiasGradSliceSumKernel {
     }
   }
 };
+CNNFAST_REGISTER_KERNEL(BiasGradSliceSumKernel);
 
 // Slices enough for about kBlocksWanted blocks (a GPU's worth several
 // times over), none under kMinPerThread elements a thread.

@@ -62,6 +62,7 @@
 #include <utility>
 
 #include "../common/conv2d.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 
 namespace cnnfast {
@@ -137,6 +138,7 @@ using Tile48 = GemmTile<48, 128, 6>;   // 128 threads, 6 rows each
 
 template <class View, class Tile>
 struct ImplicitGemmKernel {
+  CNNFAST_KERNEL_NAME(ImplicitGemmKernel);
   using T = typename View::element_type;
   using acc_t = acc_type<T>;
 
@@ -378,10 +380,12 @@ struct ImplicitGemmKernel {
     block.each_thread([&](const ThreadIndex& t, Registers& r) { epilogue(t, s, r); });
   }
 };
+CNNFAST_REGISTER_KERNEL(ImplicitGemmKernel);
 
 // The slices of a split-depth GEMM added in order, then the epilogue.
 template <class View>
 struct GemmSliceSumKernel {
+  CNNFAST_KERNEL_NAME(GemmSliceSumKernel);
   using acc_t = acc_type<typename View::element_type>;
   View view;
   const acc_t* partial;
@@ -395,6 +399,7 @@ struct GemmSliceSumKernel {
     }
   }
 };
+CNNFAST_REGISTER_KERNEL(GemmSliceSumKernel);
 
 // The deepest a block's depth slice may be: the kernel counts it in 32 bits.
 constexpr int64_t kMaxSliceDepth = int64_t(1) << 30;

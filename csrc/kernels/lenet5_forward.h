@@ -26,6 +26,7 @@
 #include <ATen/ops/empty.h>
 
 #include "../common/checks.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/lenet5.h"
 #include "../common/numeric.h"
@@ -41,6 +42,7 @@ struct LeNet5Pointers {
 
 template <class scalar_t>
 struct LeNet5ForwardKernel {
+  CNNFAST_KERNEL_NAME(LeNet5ForwardKernel);
   using acc_t = acc_type<scalar_t>;
   using G = LeNet5Geometry;
   static constexpr int kImages = sizeof(acc_t) == 4 ? 4 : 1;  // per block
@@ -239,6 +241,7 @@ struct LeNet5ForwardKernel {
     }
   }
 };
+CNNFAST_REGISTER_KERNEL(LeNet5ForwardKernel);
 
 template <class Launcher>
 at::Tensor lenet5_forward(const at::Tensor& x, const LeNet5Parameters& params) {
@@ -263,6 +266,20 @@ at::Tensor lenet5_forward(const at::Tensor& x, const LeNet5Parameters& params) {
                                          out.mutable_data_ptr<scalar_t>(), x.size(0)});
   });
   return out;
+}
+
+// The op's entry point (its schema's arguments), for the CUDA registration
+// and the emulation.
+template <class Launcher>
+at::Tensor lenet5_forward_op(const at::Tensor& x, const at::Tensor& conv1_weight,
+                             const at::Tensor& conv1_bias, const at::Tensor& conv2_weight,
+                             const at::Tensor& conv2_bias, const at::Tensor& fc1_weight,
+                             const at::Tensor& fc1_bias, const at::Tensor& fc2_weight,
+                             const at::Tensor& fc2_bias, const at::Tensor& fc3_weight,
+                             const at::Tensor& fc3_bias) {
+  return lenet5_forward<Launcher>(x, {conv1_weight, conv1_bias, conv2_weight, conv2_bias,
+                                      fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight,
+                                      fc3_bias});
 }
 
 }  // namespace kernels

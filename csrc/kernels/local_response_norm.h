@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "../common/checks.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/lrn.h"
 
@@ -77,6 +78,7 @@ void launch_per_element(const Launcher& launcher, const LrnProblem& p,
 
 template <class scalar_t, class Index>
 struct LrnForwardKernel {
+  CNNFAST_KERNEL_NAME(LrnForwardKernel);
   const scalar_t* x;
   scalar_t* out;
   LrnProblem p;
@@ -89,11 +91,13 @@ struct LrnForwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(LrnForwardKernel);
 
 // Backward's first pass: each element's two gradient terms (lrn.h), kept
 // in the sum type.
 template <class scalar_t, class Index>
 struct LrnGradTermsKernel {
+  CNNFAST_KERNEL_NAME(LrnGradTermsKernel);
   using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const scalar_t* grad_out;
@@ -111,10 +115,12 @@ struct LrnGradTermsKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(LrnGradTermsKernel);
 
 // Second pass: each element's gradient from the terms of its channel window.
 template <class scalar_t, class Index>
 struct LrnGradKernel {
+  CNNFAST_KERNEL_NAME(LrnGradKernel);
   using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const sum_t* scaled;
@@ -131,6 +137,7 @@ struct LrnGradKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(LrnGradKernel);
 
 // Backward's two per-element term arrays (lrn.h) in the sum type, for a
 // tensor like `like`; `storage` keeps them alive.

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "../common/checks.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/pool2d.h"
 
@@ -20,6 +21,7 @@ namespace kernels {
 // size (csrc/common/pool2d.h, max_in_window_of).
 template <class scalar_t, class offset_t, class Index, int kWindow>
 struct MaxPool2dForwardKernel {
+  CNNFAST_KERNEL_NAME(MaxPool2dForwardKernel);
   const scalar_t* x;
   scalar_t* out;
   offset_t* offsets;
@@ -33,11 +35,13 @@ struct MaxPool2dForwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(MaxPool2dForwardKernel);
 
 // kCover: at most that many windows cover a cell along each axis, or 0 for
 // any number (csrc/common/pool2d.h, max_pool_input_grad).
 template <class scalar_t, class offset_t, class Index, int kCover>
 struct MaxPool2dBackwardKernel {
+  CNNFAST_KERNEL_NAME(MaxPool2dBackwardKernel);
   const scalar_t* grad_out;
   const offset_t* offsets;
   scalar_t* grad_x;
@@ -51,6 +55,7 @@ struct MaxPool2dBackwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(MaxPool2dBackwardKernel);
 
 // Stride kStride, windows at most two strides wide (AlexNet's 3 × 3 and the
 // common 2 × 2 at stride 2): one thread per stride block of input cells
@@ -62,6 +67,7 @@ struct MaxPool2dBackwardKernel {
 // wherever a plane's rows fit one; this kernel, where they are wider.
 template <class scalar_t, class offset_t, class Index, int kStride>
 struct MaxPool2dBlockBackwardKernel {
+  CNNFAST_KERNEL_NAME(MaxPool2dBlockBackwardKernel);
   const scalar_t* grad_out;
   const offset_t* offsets;
   scalar_t* grad_x;
@@ -88,6 +94,7 @@ struct MaxPool2dBlockBackwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(MaxPool2dBlockBackwardKernel);
 
 // The same stride blocks, a band of whole block rows of one plane per
 // thread block (or of several whole planes, where they are small),
@@ -103,6 +110,7 @@ struct MaxPool2dBlockBackwardKernel {
 // when the cell lies a stride or more below (right of) the window's start.
 template <class scalar_t, class offset_t, class Index, int kStride>
 struct MaxPool2dBandBackwardKernel {
+  CNNFAST_KERNEL_NAME(MaxPool2dBandBackwardKernel);
   using acc_t = acc_type<scalar_t>;
   // Six blocks an SM in 32-bit arithmetic (≤ 40 registers; nvcc took 56,
   // for four); 64-bit indices would spill there.
@@ -188,6 +196,7 @@ struct MaxPool2dBandBackwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(MaxPool2dBandBackwardKernel);
 
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> max_pool2d_forward(const at::Tensor& x,

@@ -11,6 +11,7 @@
 
 #include "../common/checks.h"
 #include "../common/fused_stage.h"
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "local_response_norm.h"
 
@@ -19,6 +20,7 @@ namespace kernels {
 
 template <class scalar_t, class offset_t>
 struct FusedStageForwardKernel {
+  CNNFAST_KERNEL_NAME(FusedStageForwardKernel);
   const scalar_t* x;
   scalar_t* out;
   offset_t* offsets;
@@ -33,10 +35,12 @@ struct FusedStageForwardKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(FusedStageForwardKernel);
 
 // Backward's first pass: each input element's LRN gradient terms.
 template <class scalar_t, class offset_t>
 struct FusedStageGradTermsKernel {
+  CNNFAST_KERNEL_NAME(FusedStageGradTermsKernel);
   using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const scalar_t* grad_out;
@@ -55,11 +59,13 @@ struct FusedStageGradTermsKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(FusedStageGradTermsKernel);
 
 // Second pass: each input element's gradient from the terms of its channel
 // window (the terms lie in x's layout).
 template <class scalar_t>
 struct FusedStageGradKernel {
+  CNNFAST_KERNEL_NAME(FusedStageGradKernel);
   using sum_t = lrn_sum_type<scalar_t>;
   const scalar_t* x;
   const sum_t* scaled;
@@ -77,6 +83,7 @@ struct FusedStageGradKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(FusedStageGradKernel);
 
 template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> relu_lrn_max_pool2d_forward(

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 
+#include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/winograd.h"
 #include "../runtime.h"
@@ -65,6 +66,7 @@ struct WinogradGemm {
 // U[g][ξ][o][i] = G f Gᵀ of the filter of output o and input i of group g.
 template <class T, class acc_t>
 struct WinogradFilterKernel {
+  CNNFAST_KERNEL_NAME(WinogradFilterKernel);
   const T* weight;
   acc_t* u;
   WinogradProblem wp;
@@ -83,11 +85,13 @@ struct WinogradFilterKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(WinogradFilterKernel);
 
 // V[g][ξ][i][tile] = Bᵀ d B of the 4×4 input block of tile (n, row, col) in
 // channel g·in + i, zero outside the input.
 template <class T, class acc_t>
 struct WinogradInputKernel {
+  CNNFAST_KERNEL_NAME(WinogradInputKernel);
   const T* x;
   acc_t* v;
   WinogradProblem wp;
@@ -114,10 +118,12 @@ struct WinogradInputKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(WinogradInputKernel);
 
 // out[n][g·out + o] at tile (row, col): act(Aᵀ M A + bias), inside the output.
 template <class T, class acc_t>
 struct WinogradOutputKernel {
+  CNNFAST_KERNEL_NAME(WinogradOutputKernel);
   const acc_t* m;
   const T* bias;  // may be null
   T* out;
@@ -146,6 +152,7 @@ struct WinogradOutputKernel {
     });
   }
 };
+CNNFAST_REGISTER_KERNEL(WinogradOutputKernel);
 
 // The images a chunk takes so that its workspaces (V and M) stay within
 // winograd_workspace_limit_bytes(): at least one.
