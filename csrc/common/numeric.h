@@ -34,6 +34,9 @@ CNNFAST_INLINE bool is_nan(T v) {
 // a / b rounded up, for positive b (blocks, tiles, strips).
 CNNFAST_INLINE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// a rounded up to a multiple of b, for positive b.
+CNNFAST_INLINE int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
 // n / d for a fixed d, as a GPU kernel divides per element: plain division
 // in general; for int32_t (0 <= n < 2^31, d >= 1) a multiply-high, an add
 // and a shift with a magic number worked out once on the host (Granlund and

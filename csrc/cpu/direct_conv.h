@@ -26,10 +26,22 @@
 #include <vector>
 
 #include "../common/conv2d.h"
-#include "implicit_gemm.h"
+#include "activation_lanes.h"
+#include "scratch.h"
+#include "transpose.h"
+#include "vec_math.h"
 
 namespace cnnfast {
 namespace cpu {
+
+// The direct path's scratch buffers (scratch.h).
+namespace direct_scratch {
+struct ImageInput;   // one image group's input (each thread)
+struct ImageResult;  // one image group's output (each thread)
+struct ImagePooled;  // that output average-pooled (each thread)
+struct ImagesX;      // every image group's input (calling thread)
+struct ImagesGrad;   // every image group's gradient (calling thread)
+}  // namespace direct_scratch
 
 // Layers whose output channels per group are at most this take the direct path.
 constexpr int64_t kDirectMaxChannels = 32;
@@ -258,9 +270,9 @@ void direct_forward(const DirectConv& d, const T* x, const T* weight, const T* b
   const int64_t weights_per_block = (d.c / d.groups) * d.r * d.s * KB;
   at::parallel_for(0, ceil_div(d.n, L), 1, [&](int64_t begin, int64_t end) {
     const int64_t rows = d.h + 2 * d.pad_h;
-    ImageGroup<T> in(scratch<T>(Scratch::kImageInput, ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
-    T* result = scratch<T>(Scratch::kImageResult, d.k * d.p * q_padded * L);
-    T* pooled = pool.pools() ? scratch<T>(Scratch::kImagePooled, d.k * p2 * (q_padded / pool.w) * L) : nullptr;
+    ImageGroup<T> in(scratch<direct_scratch::ImageInput, T>(ImageGroup<T>::size(d.c, rows, cols)), d.c, rows, cols);
+    T* result = scratch<direct_scratch::ImageResult, T>(d.k * d.p * q_padded * L);
+    T* pooled = pool.pools() ? scratch<direct_scratch::ImagePooled, T>(d.k * p2 * (q_padded / pool.w) * L) : nullptr;
     for (int64_t image_group = begin; image_group < end; ++image_group) {
       const int64_t first = image_group * L, images = std::min(L, d.n - first);
       if (x_interleaved)
@@ -357,7 +369,7 @@ void direct_wgrad_block(const DirectConv& d, const ImageGroup<T>& in, const Imag
 template <class T>
 const T* interleave_gradient(const DirectConv& d, const T* grad, const T* out) {
   const int64_t image_groups = ceil_div(d.n, kLanes<T>), size = ImageGroup<T>::size(d.k, d.p, d.q);
-  T* groups = scratch<T>(Scratch::kImagesGrad, image_groups * size);
+  T* groups = scratch<direct_scratch::ImagesGrad, T>(image_groups * size);
   at::parallel_for(0, image_groups, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       ImageGroup<T>(groups + i * size, d.k, d.p, d.q).load(grad, i * kLanes<T>, d.n, d.p, d.q, 0, 0, out, d.act);
@@ -377,7 +389,7 @@ void direct_wgrad(const DirectConv& d, const T* grad_groups, const T* x, T* grad
   const int64_t rows = d.h + 2 * d.pad_h, cols = d.w + 2 * d.pad_w;
   const int64_t x_size = ImageGroup<T>::size(d.c, rows, cols);
   const int64_t g_size = ImageGroup<T>::size(d.k, d.p, d.q);
-  T* x_groups = scratch<T>(Scratch::kImagesX, image_groups * x_size);
+  T* x_groups = scratch<direct_scratch::ImagesX, T>(image_groups * x_size);
   std::vector<ImageGroup<T>> in, g;
   for (int64_t i = 0; i < image_groups; ++i) {
     in.emplace_back(x_groups + i * x_size, d.c, rows, cols);

@@ -197,6 +197,10 @@ void narrow_weight_grad(const typename cpu::VectorOf<T>::alias* g, const T* x, i
   cpu::store_first(sums + features * in, bias, L);
 }
 
+// The scratch buffer (cpu/scratch.h) of a narrow layer's weight, its rows
+// padded to whole vectors.
+struct PaddedWeightScratch;
+
 // The three gradients (each null where not wanted). Every gradient row is
 // multiplied by act'(out) once, into a vector; grad_w and grad_b are summed
 // chunk by chunk of kNarrowChunk rows, the chunks' sums added in order.
@@ -218,8 +222,8 @@ void linear_narrow_backward(const T* grad, const T* out, const T* x, const T* w,
     }
   });
   if (grad_x != nullptr) {
-    const int64_t stride = cpu::round_up(in, L);
-    T* w_padded = cpu::scratch<T>(cpu::Scratch::kPaddedWeight, features * stride);
+    const int64_t stride = round_up(in, L);
+    T* w_padded = cpu::scratch<PaddedWeightScratch, T>(features * stride);
     for (int64_t f = 0; f < features; ++f) {
       std::copy(w + f * in, w + (f + 1) * in, w_padded + f * stride);
       std::fill(w_padded + f * stride + in, w_padded + (f + 1) * stride, T(0));

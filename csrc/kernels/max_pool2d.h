@@ -281,15 +281,14 @@ PoolBands pool_bands(const Pool2dProblem& p, const BasicStrideBlocks<int64_t>& b
 }
 
 // Launches make_kernel(problem, blocks, split), a thread block per band
-// (per group of planes), in 32-bit arithmetic where every index fits;
-// false where a plane's rows are too wide for a band.
+// (per group of planes), in 32-bit arithmetic where every index fits. For
+// problems whose plane rows fit a band (pool_bands' rows > 0).
 template <int kStride, class Launcher, class MakeKernel>
-bool launch_per_band(const Launcher& launcher, const Pool2dProblem& p,
+void launch_per_band(const Launcher& launcher, const Pool2dProblem& p,
                      const MakeKernel& make_kernel) {
   const Pool2dProblem wide = p.as<int64_t>();
   const BasicStrideBlocks<int64_t> blocks = stride_blocks<int64_t, kStride>(wide);
   const PoolBands split = pool_bands<kStride>(wide, blocks);
-  if (split.rows == 0) return false;
   LaunchShape shape;
   shape.block.x = MaxPool2dBandBackwardKernel<float, uint8_t, int64_t, kStride>::kThreads;
   shape.grid.x = split.groups * split.bands;
@@ -300,7 +299,82 @@ bool launch_per_band(const Launcher& launcher, const Pool2dProblem& p,
   } else {
     launcher.launch_blocks(shape, make_kernel(wide, blocks, split));
   }
-  return true;
+}
+
+// The stride of the block and band kernels.
+constexpr int kBlockGradStride = 2;
+
+// Max pooling's backward kernels, in order of preference: the first that
+// takes a problem computes its input gradient.
+enum class MaxPoolBackward {
+  // Stride 2, windows at most two strides wide, a plane's rows fitting a
+  // band: MaxPool2dBandBackwardKernel, whose stores are coalesced (faster
+  // than the block kernel on an H100 where it was measured, never slower:
+  // benchmarks/RESULTS.md).
+  kBand,
+  // The same windows, rows too wide for a band: MaxPool2dBlockBackwardKernel.
+  kBlock,
+  // A thread per input cell, each covered by at most 2 × 2 windows (no
+  // window wider than twice its stride): the unrolled gather.
+  kCellCovered2x2,
+  // A thread per input cell, any windows.
+  kCell,
+};
+
+inline MaxPoolBackward max_pool_backward_kernel(const Pool2dProblem& p) {
+  constexpr int kStride = kBlockGradStride;
+  if (takes_block_grad<kStride>(p)) {
+    const Pool2dProblem wide = p.as<int64_t>();
+    const PoolBands split = pool_bands<kStride>(wide, stride_blocks<int64_t, kStride>(wide));
+    return split.rows > 0 ? MaxPoolBackward::kBand : MaxPoolBackward::kBlock;
+  }
+  if (ceil_div(p.kernel_h, p.stride_h) <= 2 && ceil_div(p.kernel_w, p.stride_w) <= 2)
+    return MaxPoolBackward::kCellCovered2x2;
+  return MaxPoolBackward::kCell;
+}
+
+// What every backward kernel reads and writes.
+template <class scalar_t, class offset_t>
+struct MaxPoolGradients {
+  const scalar_t* grad;
+  const offset_t* offsets;
+  scalar_t* grad_x;
+  int64_t cells;  // of grad_x
+};
+
+template <class scalar_t, class offset_t, class Launcher>
+void launch_band_backward(const Launcher& launcher, const Pool2dProblem& p,
+                          const MaxPoolGradients<scalar_t, offset_t>& g) {
+  constexpr int kStride = kBlockGradStride;
+  launch_per_band<kStride>(
+      launcher, p, [&](const auto& problem, const auto& blocks, const PoolBands& split) {
+        using Index = index_of<decltype(problem)>;
+        return MaxPool2dBandBackwardKernel<scalar_t, offset_t, Index, kStride>{
+            g.grad, g.offsets, g.grad_x, problem, blocks,
+            static_cast<Index>(split.rows), static_cast<Index>(split.planes_a_block),
+            Divisor<Index>(static_cast<Index>(split.bands)), Divisor<Index>(problem.kernel_w),
+            Divisor<Index>(static_cast<Index>(max_of(split.plane_windows, int64_t(1))))};
+      });
+}
+
+template <class scalar_t, class offset_t, class Launcher>
+void launch_block_backward(const Launcher& launcher, const Pool2dProblem& p,
+                           const MaxPoolGradients<scalar_t, offset_t>& g) {
+  constexpr int kStride = kBlockGradStride;
+  launch_per_block<kStride>(launcher, p, [&](const auto& problem, const auto& blocks) {
+    return MaxPool2dBlockBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>, kStride>{
+        g.grad, g.offsets, g.grad_x, problem, blocks};
+  });
+}
+
+// kCover: windows covering a cell along each axis, at most, or 0 for any.
+template <int kCover, class scalar_t, class offset_t, class Launcher>
+void launch_cell_backward(const Launcher& launcher, const Pool2dProblem& p,
+                          const MaxPoolGradients<scalar_t, offset_t>& g) {
+  launch_per_cell(launcher, g.cells, p, [&](const auto& problem) {
+    return MaxPool2dBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>, kCover>{
+        g.grad, g.offsets, g.grad_x, problem};
+  });
 }
 
 template <class Launcher>
@@ -316,47 +390,19 @@ at::Tensor max_pool2d_backward(const at::Tensor& grad_output, const at::Tensor& 
   const at::Tensor grad = grad_output.contiguous();
   const at::Tensor offs = offsets.contiguous();
   at::Tensor grad_x = at::empty(C10_AS_INTARRAYREF_SLOW(input_size), grad.options());
+  const MaxPoolBackward kernel = max_pool_backward_kernel(p);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "pool2d_backward", [&] {
     dispatch_offset_type(offs.scalar_type(), [&](auto tag) {
       using offset_t = decltype(tag);
-      const auto launch = [&](auto cover) {
-        launch_per_cell(launcher, grad_x.numel(), p, [&](const auto& problem) {
-          return MaxPool2dBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
-                                         decltype(cover)::value>{
-              grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-              grad_x.mutable_data_ptr<scalar_t>(), problem};
-        });
-      };
-      constexpr int kStride = 2;
-      if (takes_block_grad<kStride>(p)) {
-        // Bands wherever a plane's rows fit one: on an H100, 1.3-1.4× the
-        // thread per block at AlexNet's pool1 and pool2, the same at its
-        // pool5 and LeNet's (benchmarks/RESULTS.md, run 12).
-        const bool banded = launch_per_band<kStride>(
-            launcher, p, [&](const auto& problem, const auto& blocks, const PoolBands& split) {
-              using Index = index_of<decltype(problem)>;
-              return MaxPool2dBandBackwardKernel<scalar_t, offset_t, Index, kStride>{
-                  grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-                  grad_x.mutable_data_ptr<scalar_t>(), problem, blocks,
-                  static_cast<Index>(split.rows), static_cast<Index>(split.planes_a_block),
-                  Divisor<Index>(static_cast<Index>(split.bands)), Divisor<Index>(problem.kernel_w),
-                  Divisor<Index>(static_cast<Index>(max_of(split.plane_windows, int64_t(1))))};
-            });
-        if (banded) return;
-        launch_per_block<kStride>(launcher, p, [&](const auto& problem, const auto& blocks) {
-          return MaxPool2dBlockBackwardKernel<scalar_t, offset_t, index_of<decltype(problem)>,
-                                              kStride>{
-              grad.const_data_ptr<scalar_t>(), offs.const_data_ptr<offset_t>(),
-              grad_x.mutable_data_ptr<scalar_t>(), problem, blocks};
-        });
-        return;
+      const MaxPoolGradients<scalar_t, offset_t> g{grad.const_data_ptr<scalar_t>(),
+                                                   offs.const_data_ptr<offset_t>(),
+                                                   grad_x.mutable_data_ptr<scalar_t>(), grad_x.numel()};
+      switch (kernel) {
+        case MaxPoolBackward::kBand: return launch_band_backward(launcher, p, g);
+        case MaxPoolBackward::kBlock: return launch_block_backward(launcher, p, g);
+        case MaxPoolBackward::kCellCovered2x2: return launch_cell_backward<2>(launcher, p, g);
+        case MaxPoolBackward::kCell: return launch_cell_backward<0>(launcher, p, g);
       }
-      // Up to 2×2 covering windows (any window no wider than twice its
-      // stride): the unrolled gather.
-      if (ceil_div(p.kernel_h, p.stride_h) <= 2 && ceil_div(p.kernel_w, p.stride_w) <= 2)
-        launch(std::integral_constant<int, 2>{});
-      else
-        launch(std::integral_constant<int, 0>{});
     });
   });
   return grad_x;
