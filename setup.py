@@ -188,7 +188,7 @@ def extension_modules():
 
     sources = sorted(
         glob.glob("csrc/*.cpp") + glob.glob("csrc/common/*.cpp") + glob.glob("csrc/cpu/*.cpp")
-        + glob.glob("csrc/autograd/*.cpp")
+        + glob.glob("csrc/autograd/*.cpp") + glob.glob("csrc/testing/*.cpp")
     )
     # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers, so
     # without it the CPU kernels would run on one thread. -fno-trapping-math
@@ -212,7 +212,7 @@ def extension_modules():
     say(f"torch {torch.__version__}; CPU ISA {isa} ({' '.join(ISA_TABLE[isa]['compile']) or 'no extra flags'}); "
         f"{'debug information' if debug else 'no debug information'}{'; warnings are errors' if werror else ''}")
     if cuda_root:
-        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        sources += sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/testing/*.cu"))
         # 20014: a __host__ function called from __host__ __device__ code. It
         # compiles, with a warning, to device code that computes garbage; the
         # CPU emulation cannot see it, so it fails the build here.

@@ -8,29 +8,37 @@ and the activations run in the dtype they are given, as torch's do. On a
 CPU every op keeps its dtype (the CPU kernels take float32 and float64).
 """
 
+import functools
+
 import torch
 
 from . import _C
 
 
+_is_compiling = torch.compiler.is_compiling
+
+
 class _Ops:
-    """_ops.<name>(*args) calls torch.ops.cnnfast.<name>: through the op's
-    C++ caller (csrc/op_caller.cpp) in eager mode, where it converts the
-    arguments (about 1 µs a call, against about 5 through torch.ops), else
-    through torch.ops itself, which torch.compile traces. Both reach the
-    same op on the dispatcher, whose autograd (csrc/autograd/), autocast
-    and kernels do the rest."""
+    """_ops.<name>(checked, *args) calls torch.ops.cnnfast.<name>: through
+    the op's C++ caller (csrc/op_caller.cpp) in eager mode, where it converts
+    the arguments (about 1 µs a call, against about 5 through torch.ops),
+    else -- under torch.compile, or where the caller declines, as it does
+    for an argument of a type it does not convert -- through torch.ops on
+    checked(*args), which raises torch's TypeError for a wrong type of
+    argument (the checks cost the eager calls nothing). Both reach the same
+    op on the dispatcher, whose autograd (csrc/autograd/), autocast and
+    kernels do the rest."""
 
     def __getattr__(self, name):
         op = getattr(torch.ops.cnnfast, name).default
         caller = _C._op_caller(name)
 
-        def call(*args):
-            if not torch.compiler.is_compiling():
+        def call(checked, *args):
+            if not _is_compiling():
                 out = caller(*args)
                 if out is not NotImplemented:
                     return out
-            return op(*args)
+            return op(*checked(*args))
 
         call.__name__ = name
         setattr(self, name, call)
@@ -89,12 +97,12 @@ def _builtin_activation(function):
 
 def relu(x):
     """torch.relu on cnnfast's kernels."""
-    return _ops.relu(_tensor(x, "x", "relu"))
+    return _ops.relu(_CHECK_RELU, x)
 
 
 def tanh(x):
     """torch.tanh on cnnfast's kernels."""
-    return _ops.tanh(_tensor(x, "x", "tanh"))
+    return _ops.tanh(_CHECK_TANH, x)
 
 
 relu = _builtin_activation(relu)
@@ -105,13 +113,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """F.max_pool2d (dilation 1), keeping the argmax as a one-byte offset
     inside each window for backward."""
     kernel, stride, padding = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _ops._max_pool2d_with_offsets(_tensor(x, "x", "max_pool2d"), kernel, stride, padding, bool(ceil_mode))[0]
+    return _ops._max_pool2d_with_offsets(_CHECK_MAX_POOL, x, kernel, stride, padding, bool(ceil_mode))[0]
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """F.avg_pool2d (no divisor_override)."""
     kernel, stride, padding = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _ops.avg_pool2d(_tensor(x, "x", "avg_pool2d"), kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+    return _ops.avg_pool2d(_CHECK_AVG_POOL, x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
 
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -119,7 +127,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     sum of squares over `size` neighbouring channels) ** beta."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"cnnfast.local_response_norm: size must be an int, got {size!r}")
-    return _ops.local_response_norm(_tensor(x, "x", "local_response_norm"), size, float(alpha), float(beta), float(k))
+    return _ops.local_response_norm(_CHECK_LRN, x, size, float(alpha), float(beta), float(k))
 
 
 def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, stride=2):
@@ -128,7 +136,7 @@ def relu_lrn_max_pool2d(x, size=5, alpha=1e-4, beta=0.75, k=1.0, kernel_size=3, 
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"cnnfast.relu_lrn_max_pool2d: size must be an int, got {size!r}")
     kernel, stride, _ = _pool_args("relu_lrn_max_pool2d", kernel_size, stride, 0)
-    return _ops._relu_lrn_max_pool2d_with_offsets(_tensor(x, "x", "relu_lrn_max_pool2d"), size, float(alpha), float(beta), float(k), kernel, stride)[0]
+    return _ops._relu_lrn_max_pool2d_with_offsets(_CHECK_FUSED, x, size, float(alpha), float(beta), float(k), kernel, stride)[0]
 
 
 ACTIVATIONS = (None, "relu", "tanh")
@@ -142,8 +150,32 @@ def _activation(value, op):
     return value
 
 
-def _operands(x, weight, bias, op):
-    return _tensor(x, "x", op), _tensor(weight, "weight", op), _tensor(bias, "bias", op, optional=True)
+def _checked_tensor(op):
+    """checked(x, *rest) for an op whose first argument is its tensor."""
+    def checked(x, *rest):
+        return (_tensor(x, "x", op), *rest)
+    return checked
+
+
+def _checked_operands(op):
+    """checked(x, weight, bias, *rest) for the convolutions and linear."""
+    def checked(x, weight, bias, *rest):
+        return (_tensor(x, "x", op), _tensor(weight, "weight", op), _tensor(bias, "bias", op, optional=True), *rest)
+    return checked
+
+
+def _checked_tensors(op):
+    """checked(*tensors) for lenet5_forward."""
+    def checked(*tensors):
+        return tuple(_tensor(t, "argument", op) for t in tensors)
+    return checked
+
+
+_CHECK_RELU, _CHECK_TANH = _checked_tensor("relu"), _checked_tensor("tanh")
+_CHECK_MAX_POOL, _CHECK_AVG_POOL = _checked_tensor("max_pool2d"), _checked_tensor("avg_pool2d")
+_CHECK_LRN, _CHECK_FUSED = _checked_tensor("local_response_norm"), _checked_tensor("relu_lrn_max_pool2d")
+_CHECK_CONV, _CHECK_CONV_POOL = _checked_operands("conv2d"), _checked_operands("conv2d_avg_pool2d")
+_CHECK_LINEAR, _CHECK_LENET = _checked_operands("linear"), _checked_tensors("lenet5_forward")
 
 
 def _conv_args(stride, padding, groups, activation, op):
@@ -157,7 +189,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, activation=None)
     """F.conv2d (dilation 1, zero padding) followed by `activation` (None,
     "relu" or "tanh"), as one implicit GEMM whose epilogue adds the bias and
     applies the activation."""
-    return _ops.conv2d(*_operands(x, weight, bias, "conv2d"),
+    return _ops.conv2d(_CHECK_CONV, x, weight, bias,
                        *_conv_args(stride, padding, groups, activation, "conv2d"))
 
 
@@ -171,14 +203,14 @@ def conv2d_avg_pool2d(x, weight, bias=None, stride=1, padding=0, groups=1, activ
     lenet5_forward uses this op on a CPU, for inference."""
     op = "conv2d_avg_pool2d"
     return _ops.conv2d_avg_pool2d(
-        *_operands(x, weight, bias, op), *_conv_args(stride, padding, groups, activation, op), _pair(pool, "pool", op)
+        _CHECK_CONV_POOL, x, weight, bias, *_conv_args(stride, padding, groups, activation, op), _pair(pool, "pool", op)
     )
 
 
 def linear(x, weight, bias=None, activation=None):
     """F.linear followed by `activation` (None, "relu" or "tanh"): the
     convolution engine with 1×1 images and a 1×1 kernel."""
-    return _ops.linear(*_operands(x, weight, bias, "linear"), _activation(activation, "linear"))
+    return _ops.linear(_CHECK_LINEAR, x, weight, bias, _activation(activation, "linear"))
 
 
 def lenet5_forward(x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
@@ -191,7 +223,7 @@ def lenet5_forward(x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
     Backward recomputes every layer, so training does better with the layers
     apart: LeNet5 uses this op for inference only."""
     return _ops.lenet5_forward(
-        x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
+        _CHECK_LENET, x, conv1_weight, conv1_bias, conv2_weight, conv2_bias,
         fc1_weight, fc1_bias, fc2_weight, fc2_bias, fc3_weight, fc3_bias,
     )
 

@@ -1,6 +1,6 @@
 // Every schema of the cnnfast library, in one place. Kernels register
-// themselves per backend in csrc/cpu/ and csrc/cuda/; autograd and fake
-// kernels are registered in Python (cnnfast/ops.py).
+// themselves per backend in csrc/cpu/ and csrc/cuda/, autograd in
+// csrc/autograd/; fake kernels are registered in Python (cnnfast/ops.py).
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
@@ -150,6 +150,15 @@ TORCH_LIBRARY(cnnfast, m) {
       "lenet5_forward(Tensor x, Tensor conv1_weight, Tensor conv1_bias, Tensor conv2_weight, "
       "Tensor conv2_bias, Tensor fc1_weight, Tensor fc1_bias, Tensor fc2_weight, Tensor fc2_bias, "
       "Tensor fc3_weight, Tensor fc3_bias) -> Tensor");
+}
+
+// Test-only ops (csrc/testing/): the tensor-core GEMM and its emulation's
+// parts, for tests/test_tensor_core.py.
+TORCH_LIBRARY(cnnfast_testing, m) {
+  m.def("tensor_core_gemm(Tensor a, Tensor b, str planted=\"\") -> Tensor");
+  m.def("round_operands(Tensor x, str format) -> Tensor");
+  m.def("cp_async_probe(Tensor src, bool wait) -> Tensor");
+  m.def("fragment_map(str shape, str operand) -> Tensor");
 }
 
 // The CUDA path of conv2d_avg_pool2d (the CPU has its own kernel).

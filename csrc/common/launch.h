@@ -9,6 +9,7 @@
 #include "kernel_table.h"
 #include "macros.h"
 #include "numeric.h"
+#include "warp.h"
 
 namespace cnnfast {
 
@@ -130,6 +131,14 @@ class HostBlock {
       for (t.thread_idx.y = 0; t.thread_idx.y < t.block_dim.y; ++t.thread_idx.y)
         for (t.thread_idx.x = 0; t.thread_idx.x < t.block_dim.x; ++t.thread_idx.x)
           f(static_cast<const ThreadIndex&>(t), registers_[i++]);
+  }
+  // A warp phase (warp.h): f(warp) once per warp, with all its lanes.
+  template <class F>
+  void each_warp(const F& f) {
+    for (size_t w = 0; w * kWarpSize < registers_.size(); ++w) {
+      HostWarp<Registers> warp(&registers_[w * kWarpSize], static_cast<int>(w));
+      f(warp);
+    }
   }
   void barrier() const {}
   const ThreadIndex& index() const { return t_; }

@@ -34,6 +34,11 @@ class DeviceBlock {
   __device__ void each_thread(const F& f) {
     f(static_cast<const ThreadIndex&>(t_), registers_);
   }
+  template <class F>
+  __device__ void each_warp(const F& f) {
+    DeviceWarp<Registers> warp(registers_, static_cast<int>(t_.thread_idx.x));
+    f(warp);
+  }
   __device__ void barrier() const { __syncthreads(); }
   __device__ const ThreadIndex& index() const { return t_; }
 

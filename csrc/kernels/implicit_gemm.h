@@ -51,8 +51,8 @@
 // grid.z; each slice writes its partial tile to a float workspace and
 // GemmSliceSumKernel adds the slices in order — deterministic, no atomics.
 //
-// Tensor cores (TF32, FP16/BF16 mma) are a later issue: they would be another
-// kernel chosen by run_gemm_view below, beside this SIMT one.
+// Tensor cores (TF32, FP16/BF16 mma): tensor_core_gemm.h holds their
+// mainloop, not yet chosen by run_gemm_view below.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/ScalarType.h>
