@@ -3,6 +3,8 @@ pytest-benchmark: each case's reference and cnnfast side run back to back
 in one group. Run: make bench, or pytest benchmarks --benchmark-only
 (-k to choose cases). Targets live in RESULTS.md, never in assertions."""
 
+import os
+
 import pytest
 import torch
 
@@ -28,9 +30,13 @@ def synchronized(fn):
 
 @pytest.fixture(scope="module", autouse=True)
 def _reference_settings():
+    """cudnn.benchmark on; torch's precision switches as they are, as
+    `python -m cnnfast bench` leaves them by default (CNNFAST_BENCH_PRECISION=strict:
+    TF32 off, as its --precision strict)."""
     saved = torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    if os.environ.get("CNNFAST_BENCH_PRECISION", "default") == "strict":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 

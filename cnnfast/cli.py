@@ -162,7 +162,8 @@ def _bench(args):
         report.require_matplotlib()  # before the run, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run(args.device, getattr(torch, args.dtype), args.quick, args.match, not args.no_progress, args.tf32)
+    results = run(args.device, getattr(torch, args.dtype), args.quick, args.match, not args.no_progress,
+                  args.precision)
     print(report.markdown(results))
     if args.json:
         report.write_json(results, args.json)
@@ -260,7 +261,9 @@ def _parser():
     bench.add_argument("--plot", metavar="PATH", type=output_file,
                        help="write a PNG bar chart of the speedups (needs matplotlib)")
     bench.add_argument("--threads", type=at_least(1), help="CPU threads for both sides (default: torch's)")
-    bench.add_argument("--tf32", action="store_true", help="let the reference use TF32 on a GPU (default: off)")
+    bench.add_argument("--precision", default="default", choices=["default", "strict"],
+                       help="default: torch's own switches (TF32 convolutions on sm_80+ GPUs); "
+                            "strict: IEEE float32 on both sides")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(run=_bench)
 

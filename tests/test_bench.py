@@ -79,8 +79,25 @@ def test_run_measures_and_reports():
 def fake_report(results):
     return {"cnnfast": "0", "torch": "2", "device": "CPU: a machine with a name long enough to wrap " * 2,
             "date": "2026-12-07", "dtype": "float32", "threads": 2, "cpu_isa": "avx512",
-            "tf32": {"matmul": False, "cudnn": False}, "cudnn_benchmark": False,
+            "precision": "strict", "tf32": {"matmul": False, "cudnn": False}, "cudnn_benchmark": False,
+            "cnnfast_math": "SIMT kernels",
             "limits": {"memory_gbps": 40.0, "fp32_tflops": 0.2, "source": "measured here, " * 10}, "results": results}
+
+
+def test_precision_default_keeps_torchs_switches_and_strict_turns_tf32_off(monkeypatch):
+    # Users run torch's defaults (cuDNN's TF32 convolutions on sm_80+ GPUs):
+    # the bench keeps the switches as it finds them unless asked for strict
+    # IEEE float32, says which in its report, and restores them.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    default = bench.run("cpu", match=ONE_CASE, progress=False, budget_s=0.01)
+    assert default["precision"] == "default" and default["tf32"]["cudnn"] is True
+    strict = bench.run("cpu", match=ONE_CASE, progress=False, budget_s=0.01, precision="strict")
+    assert strict["precision"] == "strict" and strict["tf32"] == {"matmul": False, "cudnn": False}
+    assert torch.backends.cudnn.allow_tf32 is True
+    assert "precision strict: TF32 for the reference: matmul False, cuDNN False" in report.markdown(strict)
+    assert "IEEE float32" in strict["cnnfast_math"]
+    with pytest.raises(bench.BenchError, match="--precision fast: default or strict"):
+        bench.run("cpu", match=ONE_CASE, progress=False, precision="fast")
 
 
 def test_the_table_fits_100_columns_and_flags_a_share_above_the_limit():

@@ -4,10 +4,12 @@ cnnfast_testing ops: number formats bit for bit, the mma fragment maps, the
 cp.async poison, and the GEMM itself on the CPU (the emulation) and, where
 one is visible, on a GPU's tensor cores."""
 
+import contextlib
+
 import pytest
 import torch
 
-import cnnfast  # noqa: F401  (loads the ops)
+import cnnfast
 from helpers import CUDA
 
 pytest.importorskip("hypothesis")  # a GPU machine without network may lack it
@@ -198,3 +200,61 @@ def test_gemm_refuses_mismatched_operands():
         T.tensor_core_gemm(torch.zeros(4, 8), torch.zeros(4, 9))
     with pytest.raises(RuntimeError, match="float32 \\(TF32\\), float16 or bfloat16"):
         T.tensor_core_gemm(torch.zeros(4, 8, dtype=torch.float64), torch.zeros(4, 8, dtype=torch.float64))
+
+
+# ---- linear on the tensor cores ---------------------------------------------------------
+
+
+def _linear_device(device):
+    """The CUDA kernels' code: on the GPU, or under the CPU emulation."""
+    if device == "cuda":
+        _gpu_has_tensor_cores(device)
+        return contextlib.nullcontext()
+    return cnnfast.testing.emulate_cuda(True)
+
+
+@contextlib.contextmanager
+def _matmul_tf32(allowed):
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("device", GEMM_DEVICES)
+def test_float32_linear_uses_tf32_only_where_torchs_matmul_would(device):
+    x, w, b = torch.randn(48, 96, device=device), torch.randn(40, 96, device=device), torch.randn(40, device=device)
+    rx, rw = _operands_as_the_mma_reads_them(x), _operands_as_the_mma_reads_them(w)
+    tf32_reference = rx.double() @ rw.double().T + b.cpu().double()
+    bound = _accumulation_bound(rx, rw, 96) + 2.0**-24 * tf32_reference.abs()
+    exact = x.cpu().double() @ w.cpu().double().T + b.cpu().double()
+    with _linear_device(device):
+        with _matmul_tf32(False):  # torch's default: IEEE float32
+            ieee = cnnfast.linear(x, w, b).cpu().double()
+        with _matmul_tf32(True):
+            tf32 = cnnfast.linear(x, w, b).cpu().double()
+    torch.testing.assert_close(ieee, exact, rtol=1e-5, atol=1e-5)
+    assert bool(((tf32 - tf32_reference).abs() <= bound).all())
+    assert (tf32 - exact).abs().max() > 100 * (ieee - exact).abs().max()
+
+
+@pytest.mark.parametrize("device", GEMM_DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
+def test_16_bit_linear_runs_on_tensor_cores_with_its_epilogue(device, dtype, activation):
+    # Integer-valued operands: the products' sums are exact, so the result
+    # is act(x·wᵀ + b) rounded once to the dtype, bit for bit (tanh: float's).
+    x, w = _integers((3, 5, 40), device, dtype), _integers((24, 40), device, dtype)
+    b = _integers((24,), device, dtype)
+    with _linear_device(device):
+        out = cnnfast.linear(x, w, b, activation)
+    exact = x.double() @ w.double().T + b.double()
+    exact = {None: exact, "relu": exact.relu(), "tanh": exact.tanh()}[activation]
+    assert out.dtype == dtype and out.shape == (3, 5, 24)
+    if activation == "tanh":  # float's tanh, then one rounding: within an ulp of the dtype
+        ulp = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-7}[dtype]
+        torch.testing.assert_close(out.cpu().double(), exact.cpu(), rtol=ulp, atol=0)
+    else:
+        assert torch.equal(out.cpu(), exact.float().to(dtype).cpu())

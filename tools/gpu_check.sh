@@ -8,6 +8,9 @@
 # Lent GPU time is short, so every step has a time limit and a call can
 # pick its steps:
 #   GPU_CHECK_STEPS="cuda-tests bench"  only these (the build always runs);
+#                                       "bench": torch's default precision
+#                                       (TF32 convolutions), "bench-strict":
+#                                       the GEMM cases in IEEE float32;
 #                                       "bench-direct": the conv layers
 #                                       Winograd takes, timed again with
 #                                       CNNFAST_WINOGRAD=0 (the direct GEMM);
@@ -33,7 +36,7 @@
 set -u
 PY=${GPU_PY:-python3}
 REPORT=${1:-gpu-check-report}
-STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-direct breakdown pool-bandwidth demo memcheck racecheck}
+STEPS=${GPU_CHECK_STEPS:-cuda-tests bench bench-strict bench-direct breakdown pool-bandwidth demo memcheck racecheck}
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
 mkdir -p "$REPORT"
@@ -53,7 +56,7 @@ write_summary() {  # summary.md from what has run so far
     {
         echo "# make gpu-check, $(date -u +%F)"
         echo; echo '```'; cat "$REPORT/info.txt" 2>/dev/null; echo '```'
-        for name in build cuda-tests bench bench-direct breakdown pool-bandwidth demo memcheck racecheck profile; do
+        for name in build cuda-tests bench bench-strict bench-direct breakdown pool-bandwidth demo memcheck racecheck profile; do
             echo; echo "## $name: ${STATUS[$name]:-not run}"
             # The bench's table follows below; its log's end shows a failure.
             [ -f "$REPORT/$name.log" ] && { echo '```'; grep -v '^|' "$REPORT/$name.log" | tail -6; echo '```'; }
@@ -109,6 +112,10 @@ if wanted cuda-tests; then
 fi
 if wanted bench; then
     step bench 300 "$PY" -m cnnfast bench --device cuda --no-progress --json "$REPORT/bench.json" --plot "$REPORT/bench.png"
+fi
+if wanted bench-strict; then  # the GEMM cases again, TF32 off on both sides
+    step bench-strict 150 "$PY" -m cnnfast bench --device cuda --no-progress --precision strict \
+        --match "conv2d|linear|train step" --json "$REPORT/bench-strict.json"
 fi
 if wanted bench-direct; then
     step bench-direct 120 env CNNFAST_WINOGRAD=0 "$PY" -m cnnfast bench --device cuda --no-progress \

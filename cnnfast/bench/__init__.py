@@ -30,7 +30,14 @@ def _check(device, dtype):
                          "float64 (16-bit types run on CUDA)")
 
 
-def _environment(device, dtype, built, limits, tf32):
+PRECISIONS = ("default", "strict")
+
+# What cnnfast's kernels compute in, until the tensor-core paths are chosen
+# by torch's switches (issue #29).
+CNNFAST_MATH = "SIMT kernels: IEEE float32, 16-bit types accumulated in float32"
+
+
+def _environment(device, dtype, built, limits, precision):
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {cpu_model()}",
         "device_type": device.type,
@@ -39,7 +46,9 @@ def _environment(device, dtype, built, limits, tf32):
         "cpu_isa": built["cpu_isa"],
         "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
-        "tf32": {"matmul": tf32, "cudnn": tf32},
+        "precision": precision,
+        "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+        "cnnfast_math": CNNFAST_MATH,
         "cudnn_benchmark": device.type == "cuda",
         "date": datetime.date.today().isoformat(),
         "limits": {"memory_gbps": limits.gbps, "fp32_tflops": limits.tflops, "source": limits.source},
@@ -90,10 +99,16 @@ def _progress(cases, enabled):
     return cases
 
 
-def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True, tf32=False, budget_s=None):
+def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True, precision="default",
+        budget_s=None):
     """Measures the selected cases; returns {"device": …, "torch": …, …,
     "results": [{"name", "shape", "ref_ms", "cnnfast_ms", "speedup", …}]}.
-    A case that fails is reported with its "error" and the rest go on."""
+    A case that fails is reported with its "error" and the rest go on.
+    precision "default" leaves torch's switches as they are -- what users
+    run: TF32 convolutions on sm_80 and newer GPUs, IEEE matmuls --, and
+    "strict" turns TF32 off (IEEE float32 on both sides)."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"--precision {precision}: default or strict")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     _check(device, dtype)
     cases = select(device, quick, match)
@@ -102,13 +117,14 @@ def run(device=None, dtype=torch.float32, quick=False, match=None, progress=True
     budget_s = budget_s if budget_s is not None else (0.8 if quick else 2.0)
     saved = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    if precision == "strict":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
         from .. import info
 
         built = info()
         limits = device_limits(device)
-        report = _environment(device, dtype, built, limits, tf32)
+        report = _environment(device, dtype, built, limits, precision)
         results = []
         for case in _progress(cases, progress):
             try:

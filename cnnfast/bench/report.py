@@ -21,7 +21,7 @@ def _fit(name, width):
 
 
 def markdown(report):
-    """The header (device, torch, dtype, threads, TF32, limits) and one row
+    """The header (device, torch, dtype, threads, precision, limits) and one row
     per case, at most WIDTH columns wide: the case, both times, the speedup
     and the share of the device's limit (throughputs, shapes and the
     reference's name are in the JSON)."""
@@ -29,8 +29,9 @@ def markdown(report):
     bullets = [
         f"{report['device']}; {report['date']}",
         f"dtype {report['dtype']}; CPU threads {report['threads']} (both sides); CPU kernels {report['cpu_isa']}",
-        f"TF32 for the reference: matmul {report['tf32']['matmul']}, cuDNN {report['tf32']['cudnn']}; "
-        f"cudnn.benchmark {report['cudnn_benchmark']}",
+        f"precision {report['precision']}: TF32 for the reference: matmul {report['tf32']['matmul']}, "
+        f"cuDNN {report['tf32']['cudnn']}; cudnn.benchmark {report['cudnn_benchmark']}",
+        f"cnnfast: {report['cnnfast_math']}",
         f"limits: memory {_number(limits['memory_gbps'], 'GB/s')}, FP32 peak "
         f"{_number(limits['fp32_tflops'], 'TFLOP/s')} ({limits['source']})",
         "medians of interleaved runs (each side first in every other pair) after warm-up; speedup = "

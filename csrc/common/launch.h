@@ -155,6 +155,9 @@ struct HostLauncher {
   template <class Device>
   explicit HostLauncher(const Device&) {}
 
+  // The emulation runs the code of an sm_80-and-newer GPU.
+  bool has_tensor_cores() const { return true; }
+
   template <class Kernel>
   void launch(const LaunchShape& shape, const Kernel& kernel) const {
     if (shape.empty()) return;

@@ -229,6 +229,7 @@ struct CpuGemmEngine {
   static constexpr bool kWinograd = false;
   // The bias gradient is wgrad's column of ones.
   static constexpr bool kBiasGradApart = false;
+  static constexpr bool kTensorCores = false;
   explicit CpuGemmEngine(const at::Tensor&) {}
 
   template <class View>

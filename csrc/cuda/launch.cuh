@@ -59,7 +59,14 @@ __global__ void __launch_bounds__(Kernel::kThreads, Kernel::kMinBlocksPerSM)
 
 class CudaLauncher {
  public:
-  explicit CudaLauncher(const c10::Device& device) : guard_(device) {}
+  explicit CudaLauncher(const c10::Device& device) : guard_(device), device_(device.index()) {}
+
+  // mma.sync with TF32, float16 and bfloat16 operands: sm_80 and newer.
+  bool has_tensor_cores() const {
+    int major = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_));
+    return major >= 8;
+  }
 
   template <class Kernel>
   void launch(const LaunchShape& shape, const Kernel& kernel) const {
@@ -82,6 +89,7 @@ class CudaLauncher {
     return dim3(static_cast<unsigned>(d.x), static_cast<unsigned>(d.y), static_cast<unsigned>(d.z));
   }
   c10::cuda::CUDAGuard guard_;
+  int device_;
 };
 
 }  // namespace cnnfast

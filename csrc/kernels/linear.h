@@ -4,7 +4,9 @@
 // with a 1×1 kernel. Forward and the input gradient use linear's own views
 // (batch on the rows, csrc/common/linear.h) — forward with few output
 // features the convolution's; the weight gradient is wgrad's, read as
-// linear's operands lie (LinearWgradGemm).
+// linear's operands lie (LinearWgradGemm). Where torch's precision switches
+// allow tensor cores (the engine's tensor_cores_for_matmul), forward runs on
+// them instead.
 #include "../common/linear.h"
 #include "conv2d.h"
 
@@ -30,6 +32,13 @@ at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& weight,
                           std::optional<std::string_view> activation) {
   const ConvProblem p = linear_problem(x, weight, bias, activation, "linear", Engine::kHalfTypes);
   const Engine engine(x);
+  if constexpr (Engine::kTensorCores) {
+    if (engine.tensor_cores_for_matmul(x.scalar_type())) {
+      at::Tensor out = at::empty(linear_output_size(x, p), x.options());
+      engine.tensor_core_gemm(x.reshape({-1, p.c}), weight, bias, p.act, out);
+      return out;
+    }
+  }
   return gemm_forward<Engine>(
       x, weight, bias, linear_output_size(x, p),
       [&](auto tag, auto input, auto filter, auto shift, auto out) {

@@ -1,8 +1,8 @@
 #pragma once
-// The tensor-core GEMM's mainloop: C (float, M × N) = A · Bᵀ with A (M × K)
-// and B (N × K) rows of 16-bit elements or of floats rounded to TF32 -- the
-// "NT" shape of linear's forward (x · Wᵀ). The first step of the
-// tensor-core engine: the convolution views and the epilogues are to come.
+// The tensor-core GEMM: C (M × N) = act(A · Bᵀ + bias) with A (M × K) and
+// B (N × K) rows of 16-bit elements or of floats rounded to TF32 -- the
+// "NT" shape of linear's forward (x · Wᵀ), which runs on it; the
+// convolution views are to come.
 //
 // A block of four warps (2 × 2) computes a 32 × 32 tile of C; each warp a
 // 16 × 16 part, two m16n8 MMAs per depth step (Mma::kK: 8 TF32 or 16 16-bit
@@ -17,13 +17,16 @@
 // rounded (cvt.rna), as the MMA itself would truncate them.
 //
 // The kernel needs rows 16-byte aligned (lda, ldb multiples of 16 bytes):
-// its caller pads them.
+// rows_16_byte_aligned pads them where they are not. The epilogue adds the
+// bias and applies the activation to the float accumulators, then rounds
+// once to Out.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
 #include <cstdint>
 
+#include "../common/conv2d.h"
 #include "../common/kernel_table.h"
 #include "../common/launch.h"
 #include "../common/tensor_core.h"
@@ -32,7 +35,7 @@
 namespace cnnfast {
 namespace kernels {
 
-template <class Mma, class Element>
+template <class Mma, class Element, class Out>
 struct TensorCoreGemmKernel {
   CNNFAST_KERNEL_NAME(TensorCoreGemmKernel);
   static constexpr int kThreads = 128, kMinBlocksPerSM = 4;
@@ -58,8 +61,10 @@ struct TensorCoreGemmKernel {
 
   const Element* a;
   const Element* b;
-  float* c;
+  const Element* bias;  // N values, or null
+  Out* c;
   int64_t m, n, k, lda, ldb, ldc;
+  Activation act;
 
   CNNFAST_HD int64_t tiles() const { return (k + kTileDepth - 1) / kTileDepth; }
 
@@ -113,7 +118,10 @@ struct TensorCoreGemmKernel {
       for (int j = 0; j < 2; ++j)
         for (int i = 0; i < 4; ++i) {
           const int64_t row = row0 + 8 * (i / 2) + lane / 4, col = col0 + 8 * j + 2 * (lane % 4) + i % 2;
-          if (row < m && col < n) c[row * ldc + col] = r.acc[j][i];
+          if (row < m && col < n) {
+            const float v = r.acc[j][i] + (bias != nullptr ? static_cast<float>(bias[col]) : 0.0f);
+            c[row * ldc + col] = static_cast<Out>(activate(v, act));
+          }
         }
     });
   }
@@ -162,24 +170,44 @@ struct TensorCoreGemmKernel {
 };
 CNNFAST_REGISTER_KERNEL(TensorCoreGemmKernel);
 
-// x with rows a multiple of 16 bytes apart, zero-padded where they were not.
+// x (2-D) with rows a multiple of 16 bytes apart from a 16-byte boundary,
+// zero-padded into a copy where they are not.
 inline at::Tensor rows_16_byte_aligned(const at::Tensor& x) {
   const int64_t per_16_bytes = 16 / static_cast<int64_t>(x.element_size());
-  if (x.is_contiguous() && x.size(1) % per_16_bytes == 0) return x;
+  if (x.is_contiguous() && x.size(1) % per_16_bytes == 0 && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0)
+    return x;
   at::Tensor padded = at::zeros({x.size(0), round_up(x.size(1), per_16_bytes)}, x.options());
   padded.narrow(1, 0, x.size(1)).copy_(x);
   return padded;
 }
 
-// a (M × K) · bᵀ (b: N × K) in float, on Mma's tensor cores.
-template <class Mma, class Element, class Launcher>
-at::Tensor tensor_core_gemm(const at::Tensor& a, const at::Tensor& b) {
+// f(Mma{}, Element{}) for the MMA of dtype t: m16n8k8 TF32 for float32,
+// m16n8k16 for float16 and bfloat16.
+template <class F>
+auto dispatch_mma(at::ScalarType t, const char* op, const F& f) {
+  switch (t) {
+    case at::kFloat:
+      return f(MmaM16N8K8Tf32{}, float{});
+    case at::kHalf:
+      return f(MmaM16N8K16Half{}, c10::Half{});
+    case at::kBFloat16:
+      return f(MmaM16N8K16BFloat16{}, c10::BFloat16{});
+    default:
+      TORCH_CHECK(false, op, ": tensor cores take float32 (TF32), float16 or bfloat16, not ", t);
+  }
+}
+
+// out (M × N, contiguous, Out) = act(a · bᵀ + bias) for a (M × K), b (N × K).
+template <class Mma, class Element, class Out, class Launcher>
+void tensor_core_gemm(const Launcher& launcher, const at::Tensor& a, const at::Tensor& b,
+                      const std::optional<at::Tensor>& bias, Activation act, at::Tensor& out) {
   const at::Tensor ap = rows_16_byte_aligned(a), bp = rows_16_byte_aligned(b);
-  at::Tensor c = at::empty({a.size(0), b.size(0)}, a.options().dtype(at::kFloat));
-  TensorCoreGemmKernel<Mma, Element> kernel{ap.data_ptr<Element>(), bp.data_ptr<Element>(), c.data_ptr<float>(),
-                                            a.size(0), b.size(0), a.size(1), ap.size(1), bp.size(1), c.size(1)};
-  Launcher(a.device()).launch_blocks(kernel.launch_shape(a.size(0), b.size(0)), kernel);
-  return c;
+  const at::Tensor shift = bias.has_value() ? bias->contiguous() : at::Tensor();
+  TensorCoreGemmKernel<Mma, Element, Out> kernel{
+      ap.const_data_ptr<Element>(), bp.const_data_ptr<Element>(),
+      shift.defined() ? shift.const_data_ptr<Element>() : nullptr, out.mutable_data_ptr<Out>(),
+      a.size(0), b.size(0), a.size(1), ap.size(1), bp.size(1), out.size(-1), act};
+  launcher.launch_blocks(kernel.launch_shape(a.size(0), b.size(0)), kernel);
 }
 
 }  // namespace kernels

@@ -25,7 +25,10 @@ struct PlantedTf32AMap : MmaM16N8K8Tf32 {
 at::Tensor tensor_core_gemm_cpu(const at::Tensor& a, const at::Tensor& b, std::string_view planted) {
   if (planted == "tf32_a_map") {
     TORCH_CHECK(a.scalar_type() == at::kFloat, "cnnfast_testing.tensor_core_gemm: the planted map is TF32's");
-    return kernels::tensor_core_gemm<PlantedTf32AMap, float, HostLauncher>(a, b);
+    at::Tensor c = at::empty({a.size(0), b.size(0)}, a.options());
+    kernels::tensor_core_gemm<PlantedTf32AMap, float, float>(HostLauncher(a.device()), a, b, std::nullopt,
+                                                             Activation::kNone, c);
+    return c;
   }
   TORCH_CHECK(planted.empty(), "cnnfast_testing.tensor_core_gemm: unknown planted error '", planted, "'");
   return dispatch_tensor_core_gemm<HostLauncher>(a, b);

@@ -1,6 +1,5 @@
 // cnnfast_testing.tensor_core_gemm on a GPU: the same kernel as the
 // emulation runs (tensor_core.cpp), on the tensor cores.
-#include <cuda_runtime.h>
 #include <torch/library.h>
 
 #include <string_view>
@@ -13,9 +12,7 @@ namespace {
 
 at::Tensor tensor_core_gemm_cuda(const at::Tensor& a, const at::Tensor& b, std::string_view planted) {
   TORCH_CHECK(planted.empty(), "cnnfast_testing.tensor_core_gemm: planted errors are the emulation's");
-  int major = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, a.device().index()));
-  TORCH_CHECK(major >= 8,
+  TORCH_CHECK(CudaLauncher(a.device()).has_tensor_cores(),
               "cnnfast_testing.tensor_core_gemm: mma.sync with TF32, float16 and bfloat16 needs sm_80 or newer");
   return dispatch_tensor_core_gemm<CudaLauncher>(a, b);
 }
