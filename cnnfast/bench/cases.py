@@ -142,6 +142,33 @@ def _layer_case(name, x_shape, w_shape, ours, theirs, backward, input_grad, quic
     return Case(f"{name} {_passes(backward)}", x_shape, build, flops=passes * forward_flops, quick=quick)
 
 
+def _input_grad_case(name, x_shape, w_shape, stride, padding):
+    """The input gradient alone of a convolution (no bias, no activation):
+    a strided one is a stride-1 problem per output phase."""
+
+    def build(device, dtype):
+        x = torch.randn(x_shape, device=device, dtype=dtype, requires_grad=True)
+        w = torch.randn(w_shape, device=device, dtype=dtype) / math.prod(w_shape[1:]) ** 0.5
+        with torch.no_grad():
+            grad = torch.randn_like(F.conv2d(x, w, None, stride, padding))
+        return (_gradient_of(lambda: F.conv2d(x, w, None, stride, padding), [x], grad),
+                _gradient_of(lambda: ops.conv2d(x, w, None, stride, padding), [x], grad))
+
+    outputs = F.conv2d(torch.empty(x_shape, device="meta"), torch.empty(w_shape, device="meta"), None,
+                       stride, padding).numel()
+    # The forward's GEMM and the input gradient's: torch's autograd runs both.
+    return Case(f"{name} fwd+dgrad", x_shape, build, flops=2 * 2 * outputs * math.prod(w_shape[1:]))
+
+
+def _strided_input_grad_cases(b):
+    return [
+        _input_grad_case("conv2d alexnet conv1 11x11/4", (b, 3, 227, 227), (96, 3, 11, 11), 4, 0),
+        _input_grad_case("conv2d stem 7x7/2", (b, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+        _input_grad_case("conv2d 3x3/2", (b, 128, 56, 56), (256, 128, 3, 3), 2, 1),
+        _input_grad_case("conv2d 1x1/2", (b, 256, 56, 56), (512, 256, 1, 1), 2, 0),
+    ]
+
+
 def _layer_cases(b):
     conv = [
         # (name, input, weight, stride, padding, groups, activation, input needs grad, in --quick)
@@ -256,7 +283,8 @@ def all_cases(device):
     cuda = torch.device(device).type == "cuda"
     alexnet_batch = 128 if cuda else 8
     return (_lenet_cases() + _alexnet_cases((32, 128) if cuda else (8,), cuda)
-            + _layer_cases(alexnet_batch) + _elementwise_cases(alexnet_batch))
+            + _layer_cases(alexnet_batch) + _strided_input_grad_cases(alexnet_batch)
+            + _elementwise_cases(alexnet_batch))
 
 
 def select(device, quick=False, match=None):

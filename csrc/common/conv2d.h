@@ -98,36 +98,26 @@ CNNFAST_INLINE GatherCoord gather_coord(int64_t offset, int64_t y, int64_t x) {
 }
 
 struct GatherBounds {
-  int32_t stride_y = 1, stride_x = 1, limit_y = 0, limit_x = 0, pitch = 0;
+  int32_t limit_y = 0, limit_x = 0, pitch = 0;
 
   // 0 <= v < limit as one unsigned compare.
   CNNFAST_HD static bool inside(int32_t v, int32_t limit) {
     return static_cast<uint32_t>(v) < static_cast<uint32_t>(limit);
   }
-  CNNFAST_HD static bool on_grid(int32_t v, int32_t stride, int32_t limit) {
-    return v >= 0 && v % stride == 0 && v / stride < limit;
-  }
   // Whether the element at depth d and column c lies in the source, not in
-  // the padding or off the stride grid.
+  // the padding.
   CNNFAST_HD bool contains(const GatherCoord& d, const GatherCoord& c) const {
-    const int32_t y = d.y + c.y, x = d.x + c.x;
-    if (stride_y == 1 && stride_x == 1)  // no divisions on the common path
-      return inside(y, limit_y) && inside(x, limit_x);
-    return on_grid(y, stride_y, limit_y) && on_grid(x, stride_x, limit_x);
+    return inside(d.y + c.y, limit_y) && inside(d.x + c.x, limit_x);
   }
   // Its index in the source, where it lies there.
   CNNFAST_HD int64_t index(const GatherCoord& d, const GatherCoord& c) const {
-    const int32_t y = d.y + c.y, x = d.x + c.x;
-    if (stride_y == 1 && stride_x == 1) return d.offset + c.offset + (y * pitch + x);
-    return d.offset + c.offset + ((y / stride_y) * pitch + x / stride_x);
+    return d.offset + c.offset + ((d.y + c.y) * pitch + (d.x + c.x));
   }
 };
 
-CNNFAST_INLINE GatherBounds gather_bounds(int64_t stride_y, int64_t stride_x, int64_t limit_y,
-                                          int64_t limit_x) {
-  return {static_cast<int32_t>(stride_y), static_cast<int32_t>(stride_x),
-          static_cast<int32_t>(limit_y), static_cast<int32_t>(limit_x),
-          static_cast<int32_t>(limit_x)};
+// A source of limit_y rows of limit_x elements, stored row after row.
+CNNFAST_INLINE GatherBounds gather_bounds(int64_t limit_y, int64_t limit_x) {
+  return {static_cast<int32_t>(limit_y), static_cast<int32_t>(limit_x), static_cast<int32_t>(limit_x)};
 }
 
 // The element at (depth, col), 0 in the padding; col is not the ones column.
@@ -179,7 +169,7 @@ struct FpropGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return x; }
-  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, p.h, p.w); }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(p.h, p.w); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return gathered_value(x, b_bounds(), d, c);
   }
@@ -212,14 +202,12 @@ struct FpropGemm {
   }
 };
 
-// ---- dgrad: grad_x[n, c, h, w] = sum_{k, r, s} w[k, c, r, s] g[n, k, (h + pad - r) / stride, ...]
-// where g is grad_output times the activation's derivative (the op driver
-// forms that product before the GEMMs) and the division is exact.
-// rows = input channels of the group, cols = (n, h, w), depth = (k, r, s).
-// kUnitStride: the stride is 1, known at compile time, so the gather's test
-// for the stride grid and its divisions drop out of the inner loop (in the
-// CUDA kernel's SASS: a main loop of 847 instructions instead of 1,463).
-template <class T, bool kUnitStride>
+// ---- dgrad of a stride-1 convolution: grad_x[n, c, h, w] = sum_{k, r, s}
+// w[k, c, r, s] g[n, k, h + pad - r, w + pad - s], where g is grad_output
+// times the activation's derivative (the op driver forms that product
+// before the GEMMs). rows = input channels of the group, cols = (n, h, w),
+// depth = (k, r, s). Strided convolutions: PhaseDgradGemm below.
+template <class T>
 struct DgradGemm {
   using element_type = T;
   // B: an output gradient row's pixels.
@@ -245,12 +233,8 @@ struct DgradGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return grad; }
-  CNNFAST_HD GatherBounds b_bounds() const {
-    if (kUnitStride) return gather_bounds(1, 1, p.p, p.q);
-    return gather_bounds(p.stride_h, p.stride_w, p.p, p.q);
-  }
-  // The output position (h + pad - r, w + pad - s), counted in input pixels:
-  // it is read where it falls on the stride grid.
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(p.p, p.q); }
+  // The output position (h + pad - r, w + pad - s).
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
     const int64_t y = p.pad_h - tap / p.s, x_ = p.pad_w - tap % p.s;
@@ -269,6 +253,109 @@ struct DgradGemm {
   CNNFAST_HD int64_t out_col(int64_t col) const {
     const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
     return (n * p.c + group * p.c_group()) * p.in_plane() + pix;
+  }
+  CNNFAST_HD const T* bias_rows() const { return nullptr; }
+  CNNFAST_HD const T* bias_cols() const { return nullptr; }
+  CNNFAST_HD Activation activation() const { return Activation::kNone; }
+  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
+    grad_x[out_col(col) + m * out_row_stride()] = static_cast<T>(v);
+  }
+};
+
+// ---- dgrad of a strided convolution, one output phase at a time. Input
+// row h receives from filter rows r with r ≡ h + pad (mod stride) only, at
+// output row (h + pad - r) / stride: the rows h ≡ h0 (mod stride) form a
+// stride-1 problem with the sub-filter of rows r0 + stride·j, r0 = (h0 +
+// pad) mod stride, whose output row base_h + i - j feeds phase row i
+// (input row h0 + stride·i), base_h = (h0 + pad - r0) / stride; columns
+// alike. stride_h · stride_w such problems cover grad_x once each, every
+// product they sum is one the strided gather would have found, and no
+// gather tests the stride grid. A phase whose sub-filter is empty (a
+// stride above the kernel: 1×1 stride 2) leaves its cells zero.
+struct DgradPhase {
+  int64_t h0 = 0, w0 = 0;          // its first input row and column
+  int64_t rows = 0, cols = 0;      // input rows and columns in it
+  int64_t r0 = 0, s0 = 0;          // its first filter row and column
+  int64_t taps_r = 0, taps_s = 0;  // the sub-filter's size
+  int64_t base_h = 0, base_w = 0;  // the output row and column of phase cell 0, tap 0
+  CNNFAST_HD int64_t plane() const { return rows * cols; }
+  CNNFAST_HD int64_t taps() const { return taps_r * taps_s; }
+};
+
+inline DgradPhase dgrad_phase(const ConvProblem& p, int64_t h0, int64_t w0) {
+  const auto count = [](int64_t size, int64_t first, int64_t step) {
+    return size > first ? (size - first + step - 1) / step : 0;
+  };
+  DgradPhase ph;
+  ph.h0 = h0;
+  ph.w0 = w0;
+  ph.rows = count(p.h, h0, p.stride_h);
+  ph.cols = count(p.w, w0, p.stride_w);
+  ph.r0 = (h0 + p.pad_h) % p.stride_h;
+  ph.s0 = (w0 + p.pad_w) % p.stride_w;
+  ph.taps_r = count(p.r, ph.r0, p.stride_h);
+  ph.taps_s = count(p.s, ph.s0, p.stride_w);
+  ph.base_h = (h0 + p.pad_h - ph.r0) / p.stride_h;
+  ph.base_w = (w0 + p.pad_w - ph.s0) / p.stride_w;
+  return ph;
+}
+
+// Whether some phase of a strided problem has no filter taps, so that its
+// cells of grad_x are zeros no GEMM writes.
+inline bool dgrad_has_empty_phase(const ConvProblem& p) {
+  return p.stride_h > p.r || p.stride_w > p.s;
+}
+
+// dgrad of one phase: rows = input channels of the group, cols = (n, i, ii)
+// over the phase's cells, depth = (k, j, l) over the sub-filter's taps.
+template <class T>
+struct PhaseDgradGemm {
+  using element_type = T;
+  static constexpr Along kBLoadsAlong = Along::kCols;
+  const T* grad;
+  const T* weight;
+  T* grad_x;
+  ConvProblem p;
+  int64_t group;
+  DgradPhase ph;
+
+  CNNFAST_HD int64_t rows() const { return p.c_group(); }
+  CNNFAST_HD int64_t cols() const { return p.n * ph.plane(); }
+  CNNFAST_HD int64_t depth() const { return p.k_group() * ph.taps(); }
+
+  CNNFAST_HD int64_t a_row_stride() const { return p.filter_taps(); }
+  CNNFAST_HD const T* a_rows() const { return weight + group * p.k_group() * p.c_group() * p.filter_taps(); }
+  CNNFAST_HD int64_t a_offset(int64_t kd) const {
+    const int64_t k = kd / ph.taps(), tap = kd % ph.taps();
+    const int64_t r = ph.r0 + p.stride_h * (tap / ph.taps_s), s = ph.s0 + p.stride_w * (tap % ph.taps_s);
+    return k * p.c_group() * p.filter_taps() + r * p.s + s;
+  }
+  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
+    return static_cast<acc_type<T>>(a_rows()[m * a_row_stride() + offset]);
+  }
+
+  CNNFAST_HD const T* b_source() const { return grad; }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(p.p, p.q); }
+  // Output row base_h + i - j, column base_w + ii - l.
+  CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
+    const int64_t k = kd / ph.taps(), tap = kd % ph.taps();
+    return gather_coord((group * p.k_group() + k) * p.out_plane(), ph.base_h - tap / ph.taps_s,
+                        ph.base_w - tap % ph.taps_s);
+  }
+  CNNFAST_HD GatherCoord b_col(int64_t col) const {
+    const int64_t n = col / ph.plane(), cell = col % ph.plane();
+    return gather_coord(n * p.k * p.out_plane(), cell / ph.cols, cell % ph.cols);
+  }
+  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
+    return gathered_value(grad, b_bounds(), d, c);
+  }
+
+  CNNFAST_HD T* out_base() const { return grad_x; }
+  CNNFAST_HD int64_t out_row_stride() const { return p.in_plane(); }
+  CNNFAST_HD int64_t out_col(int64_t col) const {
+    const int64_t n = col / ph.plane(), cell = col % ph.plane();
+    const int64_t h = ph.h0 + p.stride_h * (cell / ph.cols), w = ph.w0 + p.stride_w * (cell % ph.cols);
+    return (n * p.c + group * p.c_group()) * p.in_plane() + h * p.w + w;
   }
   CNNFAST_HD const T* bias_rows() const { return nullptr; }
   CNNFAST_HD const T* bias_cols() const { return nullptr; }
@@ -320,7 +407,7 @@ struct WgradGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return x; }
-  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, p.h, p.w); }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(p.h, p.w); }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
     const int64_t n = kd / p.out_plane(), pix = kd % p.out_plane();
     return gather_coord(n * p.c * p.in_plane(), (pix / p.q) * p.stride_h,

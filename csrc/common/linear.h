@@ -33,7 +33,7 @@ struct LinearFpropGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return weight; }
-  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, 1, 1); }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1); }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return gather_coord(kd, 0, 0); }
   CNNFAST_HD GatherCoord b_col(int64_t col) const { return gather_coord(col * p.c, 0, 0); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
@@ -77,7 +77,7 @@ struct LinearDgradGemm {
   }
 
   CNNFAST_HD const T* b_source() const { return weight; }
-  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1, 1, 1); }
+  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(1, 1); }
   CNNFAST_HD GatherCoord b_depth(int64_t kd) const { return gather_coord(kd * p.c, 0, 0); }
   CNNFAST_HD GatherCoord b_col(int64_t col) const { return gather_coord(col, 0, 0); }
   CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {

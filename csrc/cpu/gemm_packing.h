@@ -271,8 +271,7 @@ bool pack_a_transposed(const View& view, int64_t m0, int64_t rows, int64_t kd0, 
 // B[kd0 + kk][col0 + j] into dst[j / kNR][kk][j % kNR] for kk < depth and
 // j < the tile's columns rounded up to kNR (the rest read 0). Copies along
 // whichever runs are cheaper (packing_cost): along columns (one depth row
-// at a time) or along the depth (one column at a time). Strided dgrad goes
-// element by element.
+// at a time) or along the depth (one column at a time).
 template <class T, class View>
 void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t depth, T* dst) {
   constexpr int64_t NR = kNR<T>;
@@ -287,12 +286,6 @@ void pack_b(const View& view, const TileColumns& cols, int64_t kd0, int64_t dept
   for (int64_t kk = 0; kk < depth; ++kk) depth_coords[kk] = view.b_depth(kd0 + kk);
   const auto at = [&](int64_t kk, int64_t j) { return dst + ((j / NR) * depth + kk) * NR + j % NR; };
 
-  if (bounds.stride_y != 1 || bounds.stride_x != 1) {
-    for (int64_t kk = 0; kk < depth; ++kk)
-      for (int64_t j = 0; j < cols.count; ++j)
-        *at(kk, j) = static_cast<T>(gather_value(src, bounds, depth_coords[kk], cols.coords[j]));
-    return;
-  }
   if (pack_b_transposed(view, cols, depth_coords, depth, dst)) return;
   const std::vector<GatherRun> depth_runs = find_runs(depth_coords, depth, depth);
   if (packing_cost(cols.runs, cols.count, false) <= packing_cost(depth_runs, depth, true)) {

@@ -38,7 +38,7 @@ struct PhaseSplitFpropGemm : FpropGemm<T> {
   const T* b_source() const { return phases; }
   GatherBounds b_bounds() const {
     const ConvProblem& p = this->p;
-    return {1, 1, static_cast<int32_t>(p.h), static_cast<int32_t>(phase_len), static_cast<int32_t>(phase_row())};
+    return {static_cast<int32_t>(p.h), static_cast<int32_t>(phase_len), static_cast<int32_t>(phase_row())};
   }
   acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
     return gathered_value(phases, b_bounds(), d, c);

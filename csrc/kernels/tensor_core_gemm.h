@@ -76,7 +76,7 @@ struct TensorCoreGemmKernel {
     const int64_t depth = tile * kTileDepth + chunk * (16 / kElementBytes);
     const int64_t left = (k - depth) * kElementBytes;
     const int bytes = static_cast<int>(left <= 0 ? 0 : left < 16 ? left : 16);
-    const int64_t a_row = t.block_idx.y * kBlockM + row, b_row = t.block_idx.x * kBlockN + row;
+    const int64_t a_row = t.block_idx.x * kBlockM + row, b_row = t.block_idx.y * kBlockN + row;
     const bool a_in = a_row < m && bytes > 0, b_in = b_row < n && bytes > 0;
     cp_async<16>(r.copies, sh.a[stage] + row * kRowPitch + chunk * 16, a_in ? a + a_row * lda + depth : a,
                  a_in ? bytes : 0);
@@ -112,8 +112,8 @@ struct TensorCoreGemmKernel {
   // column 8 j + 2 (l % 4) + i % 2 of the warp's part.
   template <class Warp>
   CNNFAST_HD void store(Warp& warp, const ThreadIndex& block) const {
-    const int64_t row0 = block.block_idx.y * kBlockM + warp.index() / 2 * 16;
-    const int64_t col0 = block.block_idx.x * kBlockN + warp.index() % 2 * 16;
+    const int64_t row0 = block.block_idx.x * kBlockM + warp.index() / 2 * 16;
+    const int64_t col0 = block.block_idx.y * kBlockN + warp.index() % 2 * 16;
     warp.each_lane([&](int lane, Registers& r) {
       for (int j = 0; j < 2; ++j)
         for (int i = 0; i < 4; ++i) {
@@ -160,11 +160,14 @@ struct TensorCoreGemmKernel {
     block.each_warp([&](auto& warp) { store(warp, block.index()); });
   }
 
+  // The rows' tiles on grid.x (up to 2^31 - 1 of them), the columns' on
+  // grid.y (up to 65,535: 2 million output features).
   static LaunchShape launch_shape(int64_t m, int64_t n) {
+    TORCH_CHECK((n + kBlockN - 1) / kBlockN <= 65535, "the tensor-core GEMM takes at most 2,097,120 columns");
     LaunchShape shape;
     shape.block.x = kThreads;
-    shape.grid.x = (n + kBlockN - 1) / kBlockN;
-    shape.grid.y = (m + kBlockM - 1) / kBlockM;
+    shape.grid.x = (m + kBlockM - 1) / kBlockM;
+    shape.grid.y = (n + kBlockN - 1) / kBlockN;
     return shape;
   }
 };
