@@ -95,7 +95,8 @@ def test_precision_default_keeps_torchs_switches_and_strict_turns_tf32_off(monke
     assert strict["precision"] == "strict" and strict["tf32"] == {"matmul": False, "cudnn": False}
     assert torch.backends.cudnn.allow_tf32 is True
     assert "precision strict: TF32 for the reference: matmul False, cuDNN False" in report.markdown(strict)
-    assert "IEEE float32" in strict["cnnfast_math"]
+    assert strict["cnnfast_math"] == "CPU kernels in float32"
+    assert "cnnfast: CPU kernels in float32" in report.markdown(strict)
     with pytest.raises(bench.BenchError, match="--precision fast: default or strict"):
         bench.run("cpu", match=ONE_CASE, progress=False, precision="fast")
 

@@ -32,9 +32,21 @@ def _check(device, dtype):
 
 PRECISIONS = ("default", "strict")
 
-# What cnnfast's kernels compute in, until the tensor-core paths are chosen
-# by torch's switches (issue #29).
-CNNFAST_MATH = "SIMT kernels: IEEE float32, 16-bit types accumulated in float32"
+
+def _cnnfast_math(device, dtype):
+    """What cnnfast's kernels compute in, by the rule of the CUDA engine's
+    tensor_cores_for_matmul (csrc/kernels/gemm_engine.h): only linear's
+    forward takes the tensor cores so far."""
+    if device.type == "cpu":
+        return f"CPU kernels in {str(dtype).removeprefix('torch.')}"
+    tensor_cores = torch.cuda.get_device_capability(device)[0] >= 8 and (
+        dtype in (torch.float16, torch.bfloat16)
+        or (dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32))
+    simt = "SIMT kernels, 16-bit types accumulated in float32"
+    if not tensor_cores:
+        return simt
+    mode = "TF32" if dtype == torch.float32 else "float32 accumulation"
+    return f"linear's forward on tensor cores ({mode}); the rest {simt}"
 
 
 def _environment(device, dtype, built, limits, precision):
@@ -48,7 +60,7 @@ def _environment(device, dtype, built, limits, precision):
         "threads": torch.get_num_threads(),
         "precision": precision,
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
-        "cnnfast_math": CNNFAST_MATH,
+        "cnnfast_math": _cnnfast_math(device, dtype),
         "cudnn_benchmark": device.type == "cuda",
         "date": datetime.date.today().isoformat(),
         "limits": {"memory_gbps": limits.gbps, "fp32_tflops": limits.tflops, "source": limits.source},
