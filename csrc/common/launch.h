@@ -2,6 +2,8 @@
 // Launch geometry shared by the CUDA launcher and its host emulation: both
 // take the grid and block from the same function, so the emulation walks
 // exactly the (block, thread) pairs a GPU would run.
+#include <c10/util/Exception.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -132,9 +134,13 @@ class HostBlock {
         for (t.thread_idx.x = 0; t.thread_idx.x < t.block_dim.x; ++t.thread_idx.x)
           f(static_cast<const ThreadIndex&>(t), registers_[i++]);
   }
-  // A warp phase (warp.h): f(warp) once per warp, with all its lanes.
+  // A warp phase (warp.h): f(warp) once per warp, with all its lanes. The
+  // block is one-dimensional and whole warps, as DeviceBlock::each_warp
+  // numbers its lanes by threadIdx.x.
   template <class F>
   void each_warp(const F& f) {
+    TORCH_INTERNAL_ASSERT(t_.block_dim.y == 1 && t_.block_dim.z == 1 && t_.block_dim.x % kWarpSize == 0,
+                          "a warp phase needs a one-dimensional block of whole warps");
     for (size_t w = 0; w * kWarpSize < registers_.size(); ++w) {
       HostWarp<Registers> warp(&registers_[w * kWarpSize], static_cast<int>(w));
       f(warp);
