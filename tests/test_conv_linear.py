@@ -57,7 +57,7 @@ CONV_CASES = [
     ("stride_w3_wide_padding", 2, 4, 9, 22, 6, 4, 7, (1, 3), (2, 5), 2),
     ("kernel_is_padded_input", 2, 3, 5, 5, 4, 7, 7, 1, 1, 1),
     # Strides above the kernel: the input gradient's phases without a
-    # filter tap are zeros no GEMM writes (PhaseDgradGemm).
+    # filter tap are zeros no GEMM writes (DgradGemm).
     ("stride_above_kernel", 2, 3, 9, 8, 4, 1, 2, (2, 3), (0, 1), 1),
     ("batch0", 0, 3, 8, 8, 4, 3, 3, 1, 1, 1),
     # One pixel, padding wider than the kernel (hypothesis found the CPU

@@ -202,75 +202,18 @@ struct FpropGemm {
   }
 };
 
-// ---- dgrad of a stride-1 convolution: grad_x[n, c, h, w] = sum_{k, r, s}
-// w[k, c, r, s] g[n, k, h + pad - r, w + pad - s], where g is grad_output
-// times the activation's derivative (the op driver forms that product
-// before the GEMMs). rows = input channels of the group, cols = (n, h, w),
-// depth = (k, r, s). Strided convolutions: PhaseDgradGemm below.
-template <class T>
-struct DgradGemm {
-  using element_type = T;
-  // B: an output gradient row's pixels.
-  static constexpr Along kBLoadsAlong = Along::kCols;
-  const T* grad;
-  const T* weight;
-  T* grad_x;
-  ConvProblem p;
-  int64_t group;
-
-  CNNFAST_HD int64_t rows() const { return p.c_group(); }
-  CNNFAST_HD int64_t cols() const { return p.n * p.in_plane(); }
-  CNNFAST_HD int64_t depth() const { return p.k_group() * p.filter_taps(); }
-
-  CNNFAST_HD int64_t a_row_stride() const { return p.filter_taps(); }
-  CNNFAST_HD const T* a_rows() const { return weight + group * p.k_group() * p.c_group() * p.filter_taps(); }
-  CNNFAST_HD int64_t a_offset(int64_t kd) const {
-    const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
-    return k * p.c_group() * p.filter_taps() + tap;
-  }
-  CNNFAST_HD acc_type<T> a_at(int64_t m, int64_t offset) const {
-    return static_cast<acc_type<T>>(a_rows()[m * a_row_stride() + offset]);
-  }
-
-  CNNFAST_HD const T* b_source() const { return grad; }
-  CNNFAST_HD GatherBounds b_bounds() const { return gather_bounds(p.p, p.q); }
-  // The output position (h + pad - r, w + pad - s).
-  CNNFAST_HD GatherCoord b_depth(int64_t kd) const {
-    const int64_t k = kd / p.filter_taps(), tap = kd % p.filter_taps();
-    const int64_t y = p.pad_h - tap / p.s, x_ = p.pad_w - tap % p.s;
-    return gather_coord((group * p.k_group() + k) * p.out_plane(), y, x_);
-  }
-  CNNFAST_HD GatherCoord b_col(int64_t col) const {
-    const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
-    return gather_coord(n * p.k * p.out_plane(), pix / p.w, pix % p.w);
-  }
-  CNNFAST_HD acc_type<T> b_at(const GatherCoord& d, const GatherCoord& c) const {
-    return gathered_value(grad, b_bounds(), d, c);
-  }
-
-  CNNFAST_HD T* out_base() const { return grad_x; }
-  CNNFAST_HD int64_t out_row_stride() const { return p.in_plane(); }
-  CNNFAST_HD int64_t out_col(int64_t col) const {
-    const int64_t n = col / p.in_plane(), pix = col % p.in_plane();
-    return (n * p.c + group * p.c_group()) * p.in_plane() + pix;
-  }
-  CNNFAST_HD const T* bias_rows() const { return nullptr; }
-  CNNFAST_HD const T* bias_cols() const { return nullptr; }
-  CNNFAST_HD Activation activation() const { return Activation::kNone; }
-  CNNFAST_HD void store(int64_t m, int64_t col, acc_type<T> v) const {
-    grad_x[out_col(col) + m * out_row_stride()] = static_cast<T>(v);
-  }
-};
-
-// ---- dgrad of a strided convolution, one output phase at a time. Input
+// ---- dgrad: grad_x[n, c, h, w] = sum_{k, r, s} w[k, c, r, s] g[n, k, (h + pad - r) / stride, ...]
+// where g is grad_output times the activation's derivative (the op driver
+// forms that product before the GEMMs) and the division is exact. It runs
+// one output phase at a time (a stride-1 convolution: one phase). Input
 // row h receives from filter rows r with r ≡ h + pad (mod stride) only, at
 // output row (h + pad - r) / stride: the rows h ≡ h0 (mod stride) form a
 // stride-1 problem with the sub-filter of rows r0 + stride·j, r0 = (h0 +
 // pad) mod stride, whose output row base_h + i - j feeds phase row i
 // (input row h0 + stride·i), base_h = (h0 + pad - r0) / stride; columns
 // alike. stride_h · stride_w such problems cover grad_x once each, every
-// product they sum is one the strided gather would have found, and no
-// gather tests the stride grid. A phase whose sub-filter is empty (a
+// product they sum is a term of the sum above, and no gather tests a
+// stride grid. A phase whose sub-filter is empty (a
 // stride above the kernel: 1×1 stride 2) leaves its cells zero.
 struct DgradPhase {
   int64_t h0 = 0, w0 = 0;          // its first input row and column
@@ -300,8 +243,8 @@ inline DgradPhase dgrad_phase(const ConvProblem& p, int64_t h0, int64_t w0) {
   return ph;
 }
 
-// Whether some phase of a strided problem has no filter taps, so that its
-// cells of grad_x are zeros no GEMM writes.
+// Whether some phase has no filter taps (a stride above the kernel), so
+// that its cells of grad_x are zeros no GEMM writes.
 inline bool dgrad_has_empty_phase(const ConvProblem& p) {
   return p.stride_h > p.r || p.stride_w > p.s;
 }
@@ -309,7 +252,7 @@ inline bool dgrad_has_empty_phase(const ConvProblem& p) {
 // dgrad of one phase: rows = input channels of the group, cols = (n, i, ii)
 // over the phase's cells, depth = (k, j, l) over the sub-filter's taps.
 template <class T>
-struct PhaseDgradGemm {
+struct DgradGemm {
   using element_type = T;
   static constexpr Along kBLoadsAlong = Along::kCols;
   const T* grad;

@@ -68,7 +68,7 @@ struct Gradients {
 inline Gradients allocate_gradients(const ConvProblem& p, const at::Tensor& x,
                                     const at::Tensor& weight, std::array<bool, 3> mask) {
   const auto empty = [&] { return at::empty({0}, x.options()); };
-  // A strided input gradient's phases without a filter tap stay zero (PhaseDgradGemm).
+  // A strided input gradient's phases without a filter tap stay zero (DgradGemm).
   const auto grad_x = [&] { return dgrad_has_empty_phase(p) ? at::zeros(x.sizes(), x.options()) : at::empty(x.sizes(), x.options()); };
   return {mask[0] ? grad_x() : empty(),
           mask[1] ? at::empty(weight.sizes(), x.options()) : empty(),
@@ -171,12 +171,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_backward(
             return engine.winograd(winograd_input_grad_problem(p), grad, filter,
                                    decltype(grad)(nullptr), grad_x, Activation::kNone);
         }
-        if (p.stride_h == 1 && p.stride_w == 1) {
-          using View = DgradGemm<decltype(tag)>;
-          return engine.run(per_group<View>(p, [&](int64_t group) { return View{grad, filter, grad_x, p, group}; }));
-        }
-        // Strided: one stride-1 problem per output phase (PhaseDgradGemm).
-        using View = PhaseDgradGemm<decltype(tag)>;
+        // One GEMM per output phase: a stride-1 convolution has one.
+        using View = DgradGemm<decltype(tag)>;
         for (int64_t h0 = 0; h0 < p.stride_h; ++h0)
           for (int64_t w0 = 0; w0 < p.stride_w; ++w0) {
             const DgradPhase ph = dgrad_phase(p, h0, w0);
